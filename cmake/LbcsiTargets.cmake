@@ -3,14 +3,19 @@
 
 set(LBCSI_WARNINGS -Wall -Wextra -Werror -Wno-missing-field-initializers)
 set(LBCSI_SANITIZER_FLAGS "")
-if(LBCSI_SANITIZE)
+if(LBCSI_FUZZ)
+  # Coverage instrumentation for our libraries; fuzzer binaries add the libFuzzer main.
+  set(LBCSI_SANITIZER_FLAGS -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer)
+elseif(LBCSI_SANITIZE)
   set(LBCSI_SANITIZER_FLAGS -fsanitize=address,undefined -fno-omit-frame-pointer
                             -fno-sanitize-recover=undefined)
 endif()
 
 function(lbcsi_target_defaults target)
   target_compile_options(${target} PRIVATE ${LBCSI_WARNINGS} ${LBCSI_SANITIZER_FLAGS})
-  if(LBCSI_SANITIZE)
+  if(LBCSI_FUZZ)
+    target_link_options(${target} PRIVATE -fsanitize=address,undefined)
+  elseif(LBCSI_SANITIZE)
     target_link_options(${target} PRIVATE ${LBCSI_SANITIZER_FLAGS})
   endif()
   target_include_directories(${target} PUBLIC ${PROJECT_SOURCE_DIR})
