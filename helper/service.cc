@@ -1,0 +1,748 @@
+#include "helper/service.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <thread>
+
+#include "common/logging.h"
+#include "common/status.h"
+#include "common/strings.h"
+#include "helper/ops/probe.h"
+#include "helper/paths/mounter.h"
+#include "helper/paths/mountinfo.h"
+#include "helper/transport/blockdev.h"
+#include "helper/validate.h"
+
+namespace lbcsi::helper {
+namespace {
+
+// xfs and ext4 resize ioctls (no xfsprogs headers on the build host).
+struct XfsGeometryV1 {
+  uint32_t blocksize, rtextsize, agblocks, agcount, logblocks, sectsize, inodesize, imaxpct;
+  uint64_t datablocks, rtblocks, rtextents, logstart;
+  unsigned char uuid[16];
+  uint32_t sunit, swidth;
+  int32_t version;
+  uint32_t flags, logsectsize, rtsectsize, dirblocksize;
+};
+struct XfsGrowData {
+  uint64_t newblocks;
+  uint32_t imaxpct;
+};
+constexpr unsigned long kXfsGeometryV1 = _IOR('X', 100, XfsGeometryV1);
+constexpr unsigned long kXfsGrowData = _IOW('X', 110, XfsGrowData);
+constexpr unsigned long kExt4ResizeFs = _IOW('f', 16, uint64_t);
+
+std::string PathKey(std::string_view path) { return Cat("path:", path); }
+
+std::string DescribeDev(dev_t d) { return Cat(major(d), ":", minor(d)); }
+
+absl::Status SetDeviceReadOnly(const BlockDevice& dev, bool ro) {
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenDevice(dev, O_RDONLY));
+  int cur = 0;
+  if (ioctl(fd.get(), BLKROGET, &cur) != 0) {
+    return absl::InternalError(Cat("BLKROGET ", dev.name, ": ", std::strerror(errno)));
+  }
+  if ((cur != 0) == ro) return absl::OkStatus();
+  int v = ro ? 1 : 0;
+  if (ioctl(fd.get(), BLKROSET, &v) != 0) {
+    return absl::InternalError(Cat("BLKROSET ", dev.name, ": ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+// Is `e` this volume's block device bound as a file (a block publish)?
+bool IsDeviceBind(const MountEntry& e, const BlockDevice& dev) {
+  return e.fs_type == "devtmpfs" && e.root == Cat("/", dev.name);
+}
+
+}  // namespace
+
+HelperService::HelperService(ServiceConfig config, PathGuard guard,
+                             std::unique_ptr<Transport> transport, MkfsRunner* mkfs,
+                             FormatState format_state)
+    : config_(std::move(config)),
+      guard_(std::move(guard)),
+      transport_(std::move(transport)),
+      mkfs_(mkfs),
+      format_state_(std::move(format_state)) {}
+
+HelperService::~HelperService() {
+  std::unique_lock<std::mutex> lock(format_mu_);
+  format_cv_.wait(lock, [&] { return formatting_.empty(); });
+}
+
+absl::Time HelperService::Deadline(const grpc::ServerContext* ctx) const {
+  absl::Time now = absl::Now();
+  absl::Time limit = now + config_.max_deadline;
+  auto tp = ctx->deadline();
+  if (tp == std::chrono::system_clock::time_point::max()) {
+    return now + config_.default_deadline;
+  }
+  // Answer before the client gives up: keep a quarter of the budget (max 1 s)
+  // for the reply, so a slow wait ends in our clear error, not a bare timeout.
+  absl::Time client = absl::FromChrono(tp);
+  absl::Duration margin = std::min(absl::Seconds(1), (client - now) / 4);
+  client -= margin;
+  return client < limit ? client : limit;
+}
+
+absl::StatusOr<InFlight::Guard> HelperService::Acquire(const std::string& volume_uuid,
+                                                       std::vector<std::string> paths) {
+  if (!volume_uuid.empty()) {
+    std::lock_guard<std::mutex> g(format_mu_);
+    if (formatting_.count(volume_uuid)) {
+      return absl::AbortedError(
+          Cat("volume ", volume_uuid, ": a format is still running; retry later"));
+    }
+  }
+  std::vector<std::string> keys;
+  if (!volume_uuid.empty()) keys.push_back(Cat("volume:", volume_uuid));
+  for (std::string& p : paths) keys.push_back(PathKey(p));
+  return inflight_.TryAcquire(std::move(keys));
+}
+
+absl::StatusOr<BlockDevice> HelperService::AttachedDevice(const std::string& volume_uuid) {
+  ASSIGN_OR_RETURN(std::optional<BlockDevice> dev, transport_->FindDevice(volume_uuid));
+  if (!dev) {
+    return absl::FailedPreconditionError(Cat("volume ", volume_uuid, " is not attached"));
+  }
+  return *dev;
+}
+
+// ---- gRPC edge ----
+
+#define LBCSI_HANDLER(Name, Call)                                                         \
+  do {                                                                                    \
+    absl::Status st = (Call);                                                             \
+    if (!st.ok()) {                                                                       \
+      LOG(kWarn, #Name " failed", {"code", absl::StatusCodeToString(st.code())},         \
+          {"error", StdView(st.message())});                                              \
+    } else {                                                                              \
+      LOG(kDebug, #Name " ok");                                                           \
+    }                                                                                     \
+    return ToGrpcStatus(st);                                                              \
+  } while (false)
+
+grpc::Status HelperService::GetInfo(grpc::ServerContext*, const v1::GetInfoRequest*,
+                                    v1::GetInfoResponse* resp) {
+  resp->set_host_nqn(config_.host_nqn);
+  resp->set_host_id(config_.host_id);
+  resp->set_version(config_.version);
+  resp->set_development_transport(transport_->Development());
+  resp->set_native_multipath(ReadSysfs("/sys/module/nvme_core/parameters/multipath").value_or("") ==
+                             "Y");
+  for (const std::string& r : guard_.roots()) resp->add_roots(r);
+  return grpc::Status::OK;
+}
+grpc::Status HelperService::PrepareSocketDir(grpc::ServerContext*,
+                                             const v1::PrepareSocketDirRequest* req,
+                                             v1::PrepareSocketDirResponse* resp) {
+  LBCSI_HANDLER(PrepareSocketDir, DoPrepareSocketDir(*req, resp));
+}
+grpc::Status HelperService::Attach(grpc::ServerContext* ctx, const v1::AttachRequest* req,
+                                   v1::AttachResponse* resp) {
+  LBCSI_HANDLER(Attach, DoAttach(*req, Deadline(ctx), resp));
+}
+grpc::Status HelperService::Detach(grpc::ServerContext*, const v1::DetachRequest* req,
+                                   v1::DetachResponse* resp) {
+  LBCSI_HANDLER(Detach, DoDetach(*req, resp));
+}
+grpc::Status HelperService::Probe(grpc::ServerContext*, const v1::ProbeRequest* req,
+                                  v1::ProbeResponse* resp) {
+  LBCSI_HANDLER(Probe, DoProbe(*req, resp));
+}
+grpc::Status HelperService::Format(grpc::ServerContext* ctx, const v1::FormatRequest* req,
+                                   v1::FormatResponse* resp) {
+  LBCSI_HANDLER(Format, DoFormat(*req, Deadline(ctx), resp));
+}
+grpc::Status HelperService::Mount(grpc::ServerContext*, const v1::MountRequest* req,
+                                  v1::MountResponse* resp) {
+  LBCSI_HANDLER(Mount, DoMount(*req, resp));
+}
+grpc::Status HelperService::Unmount(grpc::ServerContext*, const v1::UnmountRequest* req,
+                                    v1::UnmountResponse* resp) {
+  LBCSI_HANDLER(Unmount, DoUnmount(*req, resp));
+}
+grpc::Status HelperService::Publish(grpc::ServerContext*, const v1::PublishRequest* req,
+                                    v1::PublishResponse* resp) {
+  LBCSI_HANDLER(Publish, DoPublish(*req, resp));
+}
+grpc::Status HelperService::Unpublish(grpc::ServerContext*, const v1::UnpublishRequest* req,
+                                      v1::UnpublishResponse* resp) {
+  LBCSI_HANDLER(Unpublish, DoUnpublish(*req, resp));
+}
+grpc::Status HelperService::ExpandFilesystem(grpc::ServerContext*,
+                                             const v1::ExpandFilesystemRequest* req,
+                                             v1::ExpandFilesystemResponse* resp) {
+  LBCSI_HANDLER(ExpandFilesystem, DoExpand(*req, resp));
+}
+grpc::Status HelperService::Stats(grpc::ServerContext*, const v1::StatsRequest* req,
+                                  v1::StatsResponse* resp) {
+  LBCSI_HANDLER(Stats, DoStats(*req, resp));
+}
+grpc::Status HelperService::Inventory(grpc::ServerContext*, const v1::InventoryRequest*,
+                                      v1::InventoryResponse* resp) {
+  LBCSI_HANDLER(Inventory, DoInventory(resp));
+}
+
+// ---- operations ----
+
+absl::Status HelperService::DoPrepareSocketDir(const v1::PrepareSocketDirRequest& req,
+                                               v1::PrepareSocketDirResponse* resp) {
+  std::string dir;
+  if (req.dir() == v1::SOCKET_DIR_PLUGIN) dir = config_.plugin_socket_dir;
+  if (req.dir() == v1::SOCKET_DIR_REGISTRATION) dir = config_.registration_dir;
+  if (req.dir() != v1::SOCKET_DIR_PLUGIN && req.dir() != v1::SOCKET_DIR_REGISTRATION) {
+    return InvalidField("dir", "must be SOCKET_DIR_PLUGIN or SOCKET_DIR_REGISTRATION");
+  }
+  if (dir.empty()) {
+    return absl::FailedPreconditionError("this socket directory is not configured in the helper");
+  }
+  ASSIGN_OR_RETURN(InFlight::Guard guard, Acquire("", {dir}));
+  // Configured by the operator: create missing parents as root, the leaf for the agent.
+  std::string cur;
+  std::vector<std::string_view> parts = Split(std::string_view(dir).substr(1), '/');
+  for (size_t i = 0; i < parts.size(); ++i) {
+    cur += "/";
+    cur += parts[i];
+    mode_t mode = i + 1 == parts.size() ? 0750 : 0755;
+    if (mkdir(cur.c_str(), mode) != 0 && errno != EEXIST) {
+      return absl::InternalError(Cat("mkdir ", cur, ": ", std::strerror(errno)));
+    }
+  }
+  UniqueFd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) return absl::InternalError(Cat("open ", dir, ": ", std::strerror(errno)));
+  if (fchown(fd.get(), config_.agent_uid, config_.agent_gid) != 0 || fchmod(fd.get(), 0750) != 0) {
+    return absl::InternalError(Cat("chown/chmod ", dir, ": ", std::strerror(errno)));
+  }
+  resp->set_path(dir);
+  return absl::OkStatus();
+}
+
+absl::Status HelperService::DoAttach(const v1::AttachRequest& req, absl::Time deadline,
+                                     v1::AttachResponse* resp) {
+  RETURN_IF_ERROR(ValidateUuid("volume_uuid", req.volume_uuid()));
+  RETURN_IF_ERROR(ValidateNqn("subsystem_nqn", req.subsystem_nqn()));
+  if (req.nvme_endpoints_size() + req.discovery_endpoints_size() == 0 && !transport_->Development()) {
+    return InvalidField("nvme_endpoints", "at least one NVMe or discovery endpoint is required");
+  }
+  if (static_cast<size_t>(req.nvme_endpoints_size()) > kMaxEndpoints ||
+      static_cast<size_t>(req.discovery_endpoints_size()) > kMaxEndpoints) {
+    return InvalidField("nvme_endpoints", "too many endpoints (max 16)");
+  }
+  AttachSpec spec;
+  for (int i = 0; i < req.nvme_endpoints_size(); ++i) {
+    RETURN_IF_ERROR(ValidateAddress(Cat("nvme_endpoints[", i, "]"), req.nvme_endpoints(i)));
+    spec.nvme_endpoints.push_back(req.nvme_endpoints(i));
+  }
+  for (int i = 0; i < req.discovery_endpoints_size(); ++i) {
+    RETURN_IF_ERROR(
+        ValidateAddress(Cat("discovery_endpoints[", i, "]"), req.discovery_endpoints(i)));
+    spec.discovery_endpoints.push_back(req.discovery_endpoints(i));
+  }
+  const v1::ConnectOptions& o = req.options();
+  if (o.has_ctrl_loss_tmo_seconds() && (o.ctrl_loss_tmo_seconds() < -1 || o.ctrl_loss_tmo_seconds() > 86400)) {
+    return InvalidField("options.ctrl_loss_tmo_seconds", "must be -1 or 0..86400");
+  }
+  if (o.has_fast_io_fail_tmo_seconds() &&
+      (o.fast_io_fail_tmo_seconds() < -1 || o.fast_io_fail_tmo_seconds() > 86400)) {
+    return InvalidField("options.fast_io_fail_tmo_seconds", "must be -1 or 0..86400");
+  }
+  if (o.has_reconnect_delay_seconds() &&
+      (o.reconnect_delay_seconds() < 1 || o.reconnect_delay_seconds() > 3600)) {
+    return InvalidField("options.reconnect_delay_seconds", "must be 1..3600");
+  }
+  if (o.has_nr_io_queues() && (o.nr_io_queues() < 1 || o.nr_io_queues() > 1024)) {
+    return InvalidField("options.nr_io_queues", "must be 1..1024");
+  }
+  ASSIGN_OR_RETURN(InFlight::Guard guard, Acquire(req.volume_uuid(), {}));
+  spec.volume_uuid = req.volume_uuid();
+  spec.subsystem_nqn = req.subsystem_nqn();
+  spec.options = o;
+  spec.deadline = deadline;
+  ASSIGN_OR_RETURN(BlockDevice dev, transport_->Attach(spec));
+  resp->set_device_name(dev.name);
+  resp->set_size_bytes(dev.size_bytes);
+  resp->set_paths_total(dev.paths_total);
+  resp->set_paths_live(dev.paths_live);
+  return absl::OkStatus();
+}
+
+absl::Status HelperService::DoDetach(const v1::DetachRequest& req, v1::DetachResponse* resp) {
+  RETURN_IF_ERROR(ValidateUuid("volume_uuid", req.volume_uuid()));
+  RETURN_IF_ERROR(ValidateNqn("subsystem_nqn", req.subsystem_nqn()));
+  ASSIGN_OR_RETURN(InFlight::Guard guard, Acquire(req.volume_uuid(), {}));
+  ASSIGN_OR_RETURN(DetachResult r, transport_->Detach(req.volume_uuid(), req.subsystem_nqn()));
+  resp->set_was_attached(r.was_attached);
+  resp->set_controllers_disconnected(r.controllers_disconnected);
+  return absl::OkStatus();
+}
+
+absl::Status HelperService::DoProbe(const v1::ProbeRequest& req, v1::ProbeResponse* resp) {
+  RETURN_IF_ERROR(ValidateUuid("volume_uuid", req.volume_uuid()));
+  ASSIGN_OR_RETURN(InFlight::Guard guard, Acquire(req.volume_uuid(), {}));
+  ASSIGN_OR_RETURN(BlockDevice dev, AttachedDevice(req.volume_uuid()));
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenDevice(dev, O_RDONLY));
+  ASSIGN_OR_RETURN(ProbeResult pr, ProbeDevice(fd.get()));
+  ASSIGN_OR_RETURN(std::optional<v1::FsType> unfinished, format_state_.Get(req.volume_uuid()));
+  ASSIGN_OR_RETURN(uint64_t size, DeviceSize(fd.get()));
+  resp->set_kind(pr.kind);
+  resp->set_type(pr.type);
+  resp->set_size_bytes(size);
+  resp->set_format_in_progress(unfinished.has_value());
+  return absl::OkStatus();
+}
+
+absl::Status HelperService::DoFormat(const v1::FormatRequest& req, absl::Time deadline,
+                                     v1::FormatResponse* resp) {
+  RETURN_IF_ERROR(ValidateUuid("volume_uuid", req.volume_uuid()));
+  if (req.fs_type() != v1::FS_TYPE_EXT4 && req.fs_type() != v1::FS_TYPE_XFS) {
+    return InvalidField("fs_type", "must be FS_TYPE_EXT4 or FS_TYPE_XFS");
+  }
+  if (req.read_only() || req.multi_node()) {
+    return absl::FailedPreconditionError("read-only and multi-node volumes are never formatted");
+  }
+  if (req.proof() != v1::NEVER_WRITTEN_PROOF_WRITTEN_BYTES_ZERO &&
+      req.proof() != v1::NEVER_WRITTEN_PROOF_CREATED_EMPTY) {
+    return absl::FailedPreconditionError(
+        "refusing to format without proof that the volume was never written");
+  }
+  const std::string uuid = req.volume_uuid();
+  ASSIGN_OR_RETURN(InFlight::Guard guard, Acquire(uuid, {}));
+  ASSIGN_OR_RETURN(BlockDevice dev, AttachedDevice(uuid));
+  ASSIGN_OR_RETURN(std::string busy, InUseReason(dev));
+  ASSIGN_OR_RETURN(std::optional<v1::FsType> unfinished, format_state_.Get(uuid));
+  ASSIGN_OR_RETURN(UniqueFd probe_fd, OpenDevice(dev, O_RDONLY));
+  if (busy.empty()) ioctl(probe_fd.get(), BLKFLSBUF, 0);  // probe what is on disk, not cached
+  ASSIGN_OR_RETURN(ProbeResult pr, ProbeDevice(probe_fd.get()));
+  const std::string want(FsTypeName(req.fs_type()));
+  bool resume = false;
+  if (unfinished) {
+    // The one allowed re-format: our own interrupted mkfs of the same type.
+    bool ours = pr.kind == v1::CONTENT_KIND_BLANK ||
+                (pr.kind == v1::CONTENT_KIND_FILESYSTEM && pr.type == want);
+    if (!ours || (*unfinished != v1::FS_TYPE_UNSPECIFIED && *unfinished != req.fs_type())) {
+      return absl::FailedPreconditionError(
+          Cat("volume ", uuid, " has an unfinished format record but now holds ",
+              pr.type.empty() ? "nothing recognisable" : pr.type, "; refusing to format"));
+    }
+    resume = true;
+  } else if (pr.kind == v1::CONTENT_KIND_FILESYSTEM && pr.type == want) {
+    resp->set_formatted(false);
+    return absl::OkStatus();
+  } else if (pr.kind != v1::CONTENT_KIND_BLANK) {
+    return absl::FailedPreconditionError(
+        Cat("volume ", uuid, " already holds ", pr.type.empty() ? "a signature" : pr.type,
+            " (", v1::ContentKind_Name(pr.kind), "); requested ", want, "; refusing to format"));
+  }
+  if (!busy.empty()) {
+    return absl::FailedPreconditionError(Cat("volume ", uuid, " is in use: ", busy));
+  }
+  int ro = 0;
+  if (ioctl(probe_fd.get(), BLKROGET, &ro) == 0 && ro) {
+    return absl::FailedPreconditionError(Cat("volume ", uuid, "'s device is read-only"));
+  }
+  // O_EXCL: the kernel refuses if anything has the device mounted or claimed.
+  // Released again at once: mkfs takes its own exclusive open.
+  RETURN_IF_ERROR(OpenDevice(dev, O_RDONLY | O_EXCL).status());
+  ASSIGN_OR_RETURN(UniqueFd dev_fd, OpenDevice(dev, O_RDWR));
+  if (!mkfs_) return absl::FailedPreconditionError("no mkfs runner configured");
+  RETURN_IF_ERROR(format_state_.Record(uuid, req.fs_type()));
+  {
+    std::lock_guard<std::mutex> g(format_mu_);
+    formatting_.insert(uuid);
+  }
+  // mkfs is not killed by the request deadline: it finishes in the background
+  // and keeps the volume busy (ABORTED) until then.
+  struct Job {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    absl::Status status;
+  };
+  auto job = std::make_shared<Job>();
+  LOG(kInfo, "formatting", {"volume", uuid}, {"fs", want}, {"device", dev.name},
+      {"resume", resume});
+  std::thread([this, job, uuid, fs = req.fs_type(), fd = std::move(dev_fd)]() mutable {
+    absl::Status st = mkfs_->RunMkfs(fs, fd.get());
+    if (st.ok() && fsync(fd.get()) != 0) {
+      st = absl::InternalError(Cat("fsync after mkfs: ", std::strerror(errno)));
+    }
+    fd.Reset();
+    if (st.ok()) st = format_state_.Clear(uuid);
+    LOG(kInfo, "format finished", {"volume", uuid}, {"status", st});
+    {
+      std::lock_guard<std::mutex> g(job->mu);
+      job->done = true;
+      job->status = st;
+    }
+    job->cv.notify_all();
+    std::lock_guard<std::mutex> g(format_mu_);
+    formatting_.erase(uuid);
+    format_cv_.notify_all();
+  }).detach();
+  std::unique_lock<std::mutex> lock(job->mu);
+  if (!job->cv.wait_until(lock, absl::ToChronoTime(deadline), [&] { return job->done; })) {
+    return absl::DeadlineExceededError(
+        Cat("mkfs of volume ", uuid, " is still running; it will finish; retry later"));
+  }
+  RETURN_IF_ERROR(job->status);
+  resp->set_formatted(true);
+  resp->set_resumed_interrupted_format(resume);
+  return absl::OkStatus();
+}
+
+absl::Status HelperService::DoMount(const v1::MountRequest& req, v1::MountResponse* resp) {
+  RETURN_IF_ERROR(ValidateUuid("volume_uuid", req.volume_uuid()));
+  if (req.fs_type() != v1::FS_TYPE_EXT4 && req.fs_type() != v1::FS_TYPE_XFS) {
+    return InvalidField("fs_type", "must be FS_TYPE_EXT4 or FS_TYPE_XFS");
+  }
+  ASSIGN_OR_RETURN(MountOptionSet opts,
+                   BuildMountOptions(req.fs_type(), req.read_only(), req.options(),
+                                     req.selinux_context(), /*staging=*/true));
+  ASSIGN_OR_RETURN(PathGuard::Parent target, guard_.OpenParent("staging_path", req.staging_path()));
+  ASSIGN_OR_RETURN(InFlight::Guard guard, Acquire(req.volume_uuid(), {target.path}));
+  ASSIGN_OR_RETURN(BlockDevice dev, AttachedDevice(req.volume_uuid()));
+  const std::string want(FsTypeName(req.fs_type()));
+
+  absl::StatusOr<std::optional<MountEntry>> existing = MountAt(target);
+  if (absl::IsNotFound(existing.status())) {
+    return absl::FailedPreconditionError(
+        Cat("staging_path ", target.path, " does not exist (kubelet creates it)"));
+  }
+  RETURN_IF_ERROR(existing.status());
+  if (existing->has_value()) {
+    const MountEntry& e = **existing;
+    if (e.dev != dev.dev) {
+      return absl::FailedPreconditionError(Cat("staging_path ", target.path, " has ",
+                                               DescribeDev(e.dev), " (", e.source,
+                                               ") mounted, not volume ", req.volume_uuid()));
+    }
+    if (e.fs_type != want || e.root != "/") {
+      return absl::FailedPreconditionError(
+          Cat("staging_path ", target.path, " has the volume mounted as ", e.fs_type, " root ",
+              e.root, "; requested ", want));
+    }
+    if (e.read_only() != req.read_only()) {
+      return absl::FailedPreconditionError(Cat("staging_path ", target.path, " is mounted ",
+                                               e.read_only() ? "read-only" : "read-write",
+                                               "; the request asks otherwise"));
+    }
+    if (!req.selinux_context().empty() && !Contains(e.super_options, "context=")) {
+      return absl::FailedPreconditionError(
+          Cat("staging_path ", target.path, " is mounted without the requested SELinux context"));
+    }
+    resp->set_already_mounted(true);
+    return absl::OkStatus();
+  }
+
+  ASSIGN_OR_RETURN(std::optional<v1::FsType> unfinished, format_state_.Get(req.volume_uuid()));
+  if (unfinished) {
+    return absl::FailedPreconditionError(
+        Cat("volume ", req.volume_uuid(),
+            " has a format that started and never finished; Format it again before mounting"));
+  }
+  {
+    ASSIGN_OR_RETURN(UniqueFd fd, OpenDevice(dev, O_RDONLY));
+    ASSIGN_OR_RETURN(ProbeResult pr, ProbeDevice(fd.get()));
+    if (pr.kind != v1::CONTENT_KIND_FILESYSTEM || pr.type != want) {
+      return absl::FailedPreconditionError(
+          Cat("volume ", req.volume_uuid(), " holds ",
+              pr.kind == v1::CONTENT_KIND_BLANK ? "no filesystem" : pr.type, ", not ", want));
+    }
+  }
+  ASSIGN_OR_RETURN(std::string busy, InUseReason(dev));
+  if (req.read_only()) {
+    RETURN_IF_ERROR(SetDeviceReadOnly(dev, true));  // DESIGN.md rule 7
+  } else if (busy.empty()) {
+    RETURN_IF_ERROR(SetDeviceReadOnly(dev, false));  // a previous read-only stage left it set
+  }
+  ASSIGN_OR_RETURN(UniqueFd leaf, PathGuard::OpenLeaf(target));
+  struct stat st {};
+  if (fstat(leaf.get(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return absl::FailedPreconditionError(Cat("staging_path ", target.path, " is not a directory"));
+  }
+  RETURN_IF_ERROR(MountFilesystem(Cat("/dev/", dev.name), leaf, want, opts.options));
+  ASSIGN_OR_RETURN(std::optional<MountEntry> now, MountAt(target));
+  if (!now || now->dev != dev.dev) {
+    return absl::InternalError(Cat("after mounting, ", target.path, " does not show the volume"));
+  }
+  LOG(kInfo, "mounted", {"volume", req.volume_uuid()}, {"path", target.path}, {"fs", want},
+      {"options", opts.options});
+  return absl::OkStatus();
+}
+
+absl::Status HelperService::DoUnmount(const v1::UnmountRequest& req, v1::UnmountResponse* resp) {
+  absl::StatusOr<PathGuard::Parent> target = guard_.OpenParent("staging_path", req.staging_path());
+  if (absl::IsNotFound(target.status())) return absl::OkStatus();  // already gone
+  RETURN_IF_ERROR(target.status());
+  ASSIGN_OR_RETURN(InFlight::Guard guard, Acquire("", {target->path}));
+  ASSIGN_OR_RETURN(int n, UnmountAll(*target));
+  resp->set_was_mounted(n > 0);
+  return absl::OkStatus();
+}
+
+absl::Status HelperService::DoPublish(const v1::PublishRequest& req, v1::PublishResponse* resp) {
+  RETURN_IF_ERROR(ValidateUuid("volume_uuid", req.volume_uuid()));
+  const bool block = req.source_case() == v1::PublishRequest::kBlockDevice;
+  if (req.source_case() == v1::PublishRequest::SOURCE_NOT_SET || (block && !req.block_device())) {
+    return InvalidField("source", "set staging_path (filesystem) or block_device=true");
+  }
+  ASSIGN_OR_RETURN(MountOptionSet opts,
+                   BuildMountOptions(v1::FS_TYPE_UNSPECIFIED, req.read_only(), req.options(),
+                                     req.selinux_context(), /*staging=*/false));
+  ASSIGN_OR_RETURN(PathGuard::Parent target, guard_.OpenParent("target_path", req.target_path()));
+  std::optional<PathGuard::Parent> staging;
+  if (!block) {
+    ASSIGN_OR_RETURN(staging, guard_.OpenParent("staging_path", req.staging_path()));
+    if (staging->path == target.path) return InvalidField("target_path", "equals staging_path");
+  }
+  ASSIGN_OR_RETURN(InFlight::Guard guard,
+                   Acquire(req.volume_uuid(),
+                           block ? std::vector<std::string>{target.path}
+                                 : std::vector<std::string>{target.path, staging->path}));
+  ASSIGN_OR_RETURN(BlockDevice dev, AttachedDevice(req.volume_uuid()));
+
+  // Source: the staged mount of this volume, or its device node.
+  UniqueFd source;
+  if (block) {
+    ASSIGN_OR_RETURN(source, OpenDevice(dev, O_PATH));
+  } else {
+    ASSIGN_OR_RETURN(std::optional<MountEntry> staged, MountAt(*staging));
+    if (!staged || staged->dev != dev.dev || staged->root != "/") {
+      return absl::FailedPreconditionError(Cat("staging_path ", staging->path,
+                                               " does not hold volume ", req.volume_uuid(),
+                                               "; stage it first"));
+    }
+    ASSIGN_OR_RETURN(source, PathGuard::OpenLeaf(*staging));
+  }
+
+  // Target: create it (directory or empty file), or check what is there.
+  struct stat st {};
+  if (fstatat(target.fd.get(), target.leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno != ENOENT) {
+      return absl::InternalError(Cat("stat ", target.path, ": ", std::strerror(errno)));
+    }
+    if (block) {
+      UniqueFd f(openat(target.fd.get(), target.leaf.c_str(),
+                        O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640));
+      if (!f.valid()) return absl::InternalError(Cat("create ", target.path, ": ", std::strerror(errno)));
+    } else if (mkdirat(target.fd.get(), target.leaf.c_str(), 0750) != 0) {
+      return absl::InternalError(Cat("mkdir ", target.path, ": ", std::strerror(errno)));
+    }
+  } else if (S_ISLNK(st.st_mode) || (block ? !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)
+                                           : !S_ISDIR(st.st_mode))) {
+    return absl::FailedPreconditionError(Cat("target_path ", target.path, " exists and is not a ",
+                                             block ? "regular file" : "directory"));
+  }
+
+  ASSIGN_OR_RETURN(std::optional<MountEntry> existing, MountAt(target));
+  if (existing) {
+    bool same = block ? IsDeviceBind(*existing, dev) : existing->dev == dev.dev && existing->root == "/";
+    if (!same) {
+      return absl::FailedPreconditionError(Cat("target_path ", target.path,
+                                               " already has something else mounted (",
+                                               existing->source, ")"));
+    }
+    if (existing->read_only() != req.read_only()) {
+      return absl::FailedPreconditionError(Cat("target_path ", target.path, " is published ",
+                                               existing->read_only() ? "read-only" : "read-write",
+                                               "; the request asks otherwise"));
+    }
+    resp->set_already_published(true);
+    return absl::OkStatus();
+  }
+  if (block && req.read_only()) RETURN_IF_ERROR(SetDeviceReadOnly(dev, true));
+  RETURN_IF_ERROR(BindMount(source, target, opts.flags));
+  LOG(kInfo, "published", {"volume", req.volume_uuid()}, {"target", target.path},
+      {"block", block}, {"read_only", req.read_only()});
+  return absl::OkStatus();
+}
+
+absl::Status HelperService::DoUnpublish(const v1::UnpublishRequest& req,
+                                        v1::UnpublishResponse* resp) {
+  absl::StatusOr<PathGuard::Parent> target = guard_.OpenParent("target_path", req.target_path());
+  if (absl::IsNotFound(target.status())) return absl::OkStatus();  // already gone
+  RETURN_IF_ERROR(target.status());
+  ASSIGN_OR_RETURN(InFlight::Guard guard, Acquire("", {target->path}));
+  ASSIGN_OR_RETURN(int n, UnmountAll(*target));
+  resp->set_was_mounted(n > 0);
+  // Remove only what the helper would have created: an empty dir or an empty file.
+  struct stat st {};
+  if (fstatat(target->fd.get(), target->leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return absl::OkStatus();
+    return absl::InternalError(Cat("stat ", target->path, ": ", std::strerror(errno)));
+  }
+  if (S_ISDIR(st.st_mode)) {
+    if (unlinkat(target->fd.get(), target->leaf.c_str(), AT_REMOVEDIR) != 0) {
+      if (errno == ENOTEMPTY || errno == EEXIST) {
+        return absl::FailedPreconditionError(
+            Cat("target_path ", target->path, " is not empty after unmount; not removing data"));
+      }
+      return absl::InternalError(Cat("rmdir ", target->path, ": ", std::strerror(errno)));
+    }
+  } else if ((S_ISREG(st.st_mode) && st.st_size == 0) || S_ISLNK(st.st_mode)) {
+    if (unlinkat(target->fd.get(), target->leaf.c_str(), 0) != 0 && errno != ENOENT) {
+      return absl::InternalError(Cat("unlink ", target->path, ": ", std::strerror(errno)));
+    }
+  } else {
+    return absl::FailedPreconditionError(
+        Cat("target_path ", target->path, " is not an empty file or directory; not removing it"));
+  }
+  resp->set_target_removed(true);
+  return absl::OkStatus();
+}
+
+absl::Status HelperService::DoExpand(const v1::ExpandFilesystemRequest& req,
+                                     v1::ExpandFilesystemResponse* resp) {
+  RETURN_IF_ERROR(ValidateUuid("volume_uuid", req.volume_uuid()));
+  std::optional<PathGuard::Parent> target;
+  if (!req.mount_path().empty()) {
+    ASSIGN_OR_RETURN(target, guard_.OpenParent("mount_path", req.mount_path()));
+  }
+  ASSIGN_OR_RETURN(InFlight::Guard guard,
+                   Acquire(req.volume_uuid(), target ? std::vector<std::string>{target->path}
+                                                     : std::vector<std::string>{}));
+  ASSIGN_OR_RETURN(BlockDevice dev, AttachedDevice(req.volume_uuid()));
+  RETURN_IF_ERROR(transport_->RefreshSize(dev));
+  RETURN_IF_ERROR(FillFromSysfs(&dev));
+  resp->set_device_size_bytes(dev.size_bytes);
+  if (!target) return absl::OkStatus();
+
+  ASSIGN_OR_RETURN(std::optional<MountEntry> mounted, MountAt(*target));
+  if (!mounted || mounted->dev != dev.dev) {
+    return absl::FailedPreconditionError(
+        Cat("mount_path ", target->path, " does not have volume ", req.volume_uuid(), " mounted"));
+  }
+  if (mounted->read_only()) {
+    return absl::FailedPreconditionError(Cat("mount_path ", target->path, " is read-only"));
+  }
+  UniqueFd dir(openat(target->fd.get(), target->leaf.c_str(),
+                      O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!dir.valid()) return absl::InternalError(Cat("open ", target->path, ": ", std::strerror(errno)));
+  if (mounted->fs_type == "xfs") {
+    XfsGeometryV1 geo{};
+    if (ioctl(dir.get(), kXfsGeometryV1, &geo) != 0) {
+      return absl::InternalError(Cat("xfs geometry: ", std::strerror(errno)));
+    }
+    uint64_t blocks = dev.size_bytes / geo.blocksize;
+    if (blocks > geo.datablocks) {
+      XfsGrowData grow{blocks, geo.imaxpct};
+      if (ioctl(dir.get(), kXfsGrowData, &grow) != 0) {
+        return absl::InternalError(Cat("xfs grow to ", blocks, " blocks: ", std::strerror(errno)));
+      }
+      if (ioctl(dir.get(), kXfsGeometryV1, &geo) != 0) {
+        return absl::InternalError(Cat("xfs geometry: ", std::strerror(errno)));
+      }
+    }
+    resp->set_filesystem_size_bytes(geo.datablocks * geo.blocksize);
+  } else if (mounted->fs_type == "ext4") {
+    struct statvfs sv {};
+    if (fstatvfs(dir.get(), &sv) != 0) {
+      return absl::InternalError(Cat("statvfs ", target->path, ": ", std::strerror(errno)));
+    }
+    uint64_t blocks = dev.size_bytes / sv.f_bsize;
+    if (ioctl(dir.get(), kExt4ResizeFs, &blocks) != 0) {
+      if (errno == EPERM) {
+        return absl::FailedPreconditionError(
+            "ext4 online resize needs CAP_SYS_RESOURCE, which this helper does not have");
+      }
+      return absl::InternalError(Cat("ext4 resize: ", std::strerror(errno)));
+    }
+    resp->set_filesystem_size_bytes(blocks * sv.f_bsize);
+  } else {
+    return absl::FailedPreconditionError(Cat("cannot grow ", mounted->fs_type));
+  }
+  LOG(kInfo, "filesystem expanded", {"volume", req.volume_uuid()},
+      {"bytes", resp->filesystem_size_bytes()});
+  return absl::OkStatus();
+}
+
+absl::Status HelperService::DoStats(const v1::StatsRequest& req, v1::StatsResponse* resp) {
+  if (!req.volume_uuid().empty()) RETURN_IF_ERROR(ValidateUuid("volume_uuid", req.volume_uuid()));
+  ASSIGN_OR_RETURN(PathGuard::Parent target, guard_.OpenParent("path", req.path()));
+  ASSIGN_OR_RETURN(std::optional<MountEntry> mounted, MountAt(target));
+  if (!mounted) return absl::NotFoundError(Cat("path ", target.path, " is not mounted"));
+  std::optional<BlockDevice> dev;
+  if (!req.volume_uuid().empty()) {
+    ASSIGN_OR_RETURN(dev, transport_->FindDevice(req.volume_uuid()));
+  }
+  const bool block = mounted->fs_type == "devtmpfs";
+  std::vector<std::string> problems;
+  if (!req.volume_uuid().empty() && !dev) problems.push_back("device gone");
+  if (dev && (block ? !IsDeviceBind(*mounted, *dev) : mounted->dev != dev->dev)) {
+    return absl::FailedPreconditionError(
+        Cat("path ", target.path, " does not hold volume ", req.volume_uuid()));
+  }
+  if (dev && dev->paths_live < dev->paths_total) {
+    problems.push_back(Cat(dev->paths_total - dev->paths_live, " of ", dev->paths_total,
+                           " paths down"));
+  }
+  if (block) {
+    resp->set_is_block(true);
+    if (dev) {
+      resp->set_total_bytes(dev->size_bytes);
+    }
+  } else {
+    if (!mounted->read_only() && mounted->super_read_only()) {
+      problems.push_back("filesystem is read-only after errors");
+    }
+    // O_PATH fd on the mount root: statfs without walking through the mount.
+    ASSIGN_OR_RETURN(UniqueFd leaf, PathGuard::OpenLeaf(target));
+    struct statvfs sv {};
+    if (fstatvfs(leaf.get(), &sv) != 0) {
+      problems.push_back(Cat("statfs failed: ", std::strerror(errno)));
+    } else {
+      resp->set_total_bytes(static_cast<uint64_t>(sv.f_blocks) * sv.f_frsize);
+      resp->set_available_bytes(static_cast<uint64_t>(sv.f_bavail) * sv.f_frsize);
+      resp->set_used_bytes(static_cast<uint64_t>(sv.f_blocks - sv.f_bfree) * sv.f_frsize);
+      resp->set_total_inodes(sv.f_files);
+      resp->set_free_inodes(sv.f_ffree);
+      resp->set_used_inodes(sv.f_files - sv.f_ffree);
+    }
+  }
+  if (!problems.empty()) {
+    std::string msg;
+    for (const std::string& p : problems) msg += (msg.empty() ? "" : "; ") + p;
+    resp->mutable_condition()->set_abnormal(true);
+    resp->mutable_condition()->set_message(msg);
+  } else {
+    resp->mutable_condition()->set_message("ok");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status HelperService::DoInventory(v1::InventoryResponse* resp) {
+  ASSIGN_OR_RETURN(std::vector<BlockDevice> devices, transport_->Inventory());
+  for (const BlockDevice& d : devices) {
+    v1::AttachedVolume* v = resp->add_attached();
+    v->set_volume_uuid(d.volume_uuid);
+    v->set_device_name(d.name);
+    v->set_size_bytes(d.size_bytes);
+  }
+  ASSIGN_OR_RETURN(std::vector<MountEntry> mounts, ReadMountInfo());
+  for (const MountEntry& e : mounts) {
+    if (!guard_.IsUnderRoot(e.mount_point)) continue;
+    v1::MountedPath* m = resp->add_mounts();
+    m->set_path(e.mount_point);
+    m->set_fs_type(e.fs_type);
+    m->set_read_only(e.read_only());
+    for (const BlockDevice& d : devices) {
+      if (e.dev == d.dev || IsDeviceBind(e, d)) m->set_volume_uuid(d.volume_uuid);
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace lbcsi::helper

@@ -1,0 +1,103 @@
+#pragma once
+// The NodeHelper gRPC service: validates each typed request, takes the
+// per-volume in-flight slot, and runs the operation on fds opened under the
+// configured roots. grpc::Status appears only here.
+
+#include <sys/types.h>
+
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include <absl/time/time.h>
+
+#include "helper/inflight.h"
+#include "helper/ops/format_state.h"
+#include "helper/ops/mkfs_runner.h"
+#include "helper/paths/path_guard.h"
+#include "helper/transport/transport.h"
+#include "lbcsi/helper/v1/helper.grpc.pb.h"
+
+namespace lbcsi::helper {
+
+struct ServiceConfig {
+  std::string host_nqn;
+  std::string host_id;
+  std::string version;
+  std::string plugin_socket_dir;        // PrepareSocketDir(SOCKET_DIR_PLUGIN); empty: refused
+  std::string registration_dir;         // PrepareSocketDir(SOCKET_DIR_REGISTRATION)
+  uid_t agent_uid = 0;
+  gid_t agent_gid = 0;
+  absl::Duration default_deadline = absl::Seconds(60);  // when the client sets none
+  absl::Duration max_deadline = absl::Seconds(300);
+};
+
+class HelperService final : public v1::NodeHelper::Service {
+ public:
+  HelperService(ServiceConfig config, PathGuard guard, std::unique_ptr<Transport> transport,
+                MkfsRunner* mkfs, FormatState format_state);
+  ~HelperService() override;  // waits for running mkfs jobs
+
+  grpc::Status GetInfo(grpc::ServerContext*, const v1::GetInfoRequest*,
+                       v1::GetInfoResponse*) override;
+  grpc::Status PrepareSocketDir(grpc::ServerContext*, const v1::PrepareSocketDirRequest*,
+                                v1::PrepareSocketDirResponse*) override;
+  grpc::Status Attach(grpc::ServerContext*, const v1::AttachRequest*,
+                      v1::AttachResponse*) override;
+  grpc::Status Detach(grpc::ServerContext*, const v1::DetachRequest*,
+                      v1::DetachResponse*) override;
+  grpc::Status Probe(grpc::ServerContext*, const v1::ProbeRequest*, v1::ProbeResponse*) override;
+  grpc::Status Format(grpc::ServerContext*, const v1::FormatRequest*,
+                      v1::FormatResponse*) override;
+  grpc::Status Mount(grpc::ServerContext*, const v1::MountRequest*, v1::MountResponse*) override;
+  grpc::Status Unmount(grpc::ServerContext*, const v1::UnmountRequest*,
+                       v1::UnmountResponse*) override;
+  grpc::Status Publish(grpc::ServerContext*, const v1::PublishRequest*,
+                       v1::PublishResponse*) override;
+  grpc::Status Unpublish(grpc::ServerContext*, const v1::UnpublishRequest*,
+                         v1::UnpublishResponse*) override;
+  grpc::Status ExpandFilesystem(grpc::ServerContext*, const v1::ExpandFilesystemRequest*,
+                                v1::ExpandFilesystemResponse*) override;
+  grpc::Status Stats(grpc::ServerContext*, const v1::StatsRequest*,
+                     v1::StatsResponse*) override;
+  grpc::Status Inventory(grpc::ServerContext*, const v1::InventoryRequest*,
+                         v1::InventoryResponse*) override;
+
+  // The operations, without the gRPC wrapping (also what the handlers call).
+  absl::Status DoAttach(const v1::AttachRequest&, absl::Time deadline, v1::AttachResponse*);
+  absl::Status DoDetach(const v1::DetachRequest&, v1::DetachResponse*);
+  absl::Status DoProbe(const v1::ProbeRequest&, v1::ProbeResponse*);
+  absl::Status DoFormat(const v1::FormatRequest&, absl::Time deadline, v1::FormatResponse*);
+  absl::Status DoMount(const v1::MountRequest&, v1::MountResponse*);
+  absl::Status DoUnmount(const v1::UnmountRequest&, v1::UnmountResponse*);
+  absl::Status DoPublish(const v1::PublishRequest&, v1::PublishResponse*);
+  absl::Status DoUnpublish(const v1::UnpublishRequest&, v1::UnpublishResponse*);
+  absl::Status DoExpand(const v1::ExpandFilesystemRequest&, v1::ExpandFilesystemResponse*);
+  absl::Status DoStats(const v1::StatsRequest&, v1::StatsResponse*);
+  absl::Status DoInventory(v1::InventoryResponse*);
+  absl::Status DoPrepareSocketDir(const v1::PrepareSocketDirRequest&,
+                                  v1::PrepareSocketDirResponse*);
+
+ private:
+  absl::Time Deadline(const grpc::ServerContext* ctx) const;
+  // In-flight slots for a volume and/or paths; ABORTED while a format of the
+  // volume is still running in the background.
+  absl::StatusOr<InFlight::Guard> Acquire(const std::string& volume_uuid,
+                                          std::vector<std::string> paths);
+  absl::StatusOr<BlockDevice> AttachedDevice(const std::string& volume_uuid);
+
+  ServiceConfig config_;
+  PathGuard guard_;
+  std::unique_ptr<Transport> transport_;
+  MkfsRunner* mkfs_;
+  FormatState format_state_;
+  InFlight inflight_;
+
+  std::mutex format_mu_;
+  std::condition_variable format_cv_;
+  std::set<std::string> formatting_;  // volumes with mkfs running now
+};
+
+}  // namespace lbcsi::helper

@@ -1,0 +1,226 @@
+#include "helper/spawner/spawner.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "tests/helper/confine_test_util.h"
+
+namespace lbcsi::helper {
+namespace {
+
+using testing::ProbeType;
+using testing::TempLoopDevice;
+
+constexpr off_t kSmall = 64 << 20;     // enough for ext4
+constexpr off_t kXfsSize = 320 << 20;  // mkfs.xfs 6.x wants at least 300 MiB
+
+std::unique_ptr<Spawner> StartOrDie(const SpawnerConfig& config = {}) {
+  auto spawner = Spawner::Start(config);
+  EXPECT_TRUE(spawner.ok()) << spawner.status();
+  return spawner.ok() ? std::move(*spawner) : nullptr;
+}
+
+TEST(SpawnerArgv, IsFixedAndNeverDiscards) {
+  EXPECT_EQ(MkfsArgv(MkfsFs::kExt4),
+            (std::vector<std::string>{"mkfs.ext4", "-q", "-E",
+                                      "nodiscard,lazy_itable_init=1,lazy_journal_init=1",
+                                      "/proc/self/fd/3"}));
+  EXPECT_EQ(MkfsArgv(MkfsFs::kXfs),
+            (std::vector<std::string>{"mkfs.xfs", "-q", "-K", "/proc/self/fd/3"}));
+}
+
+TEST(SpawnerStart, RefusesMissingOrWritableBinary) {
+  SpawnerConfig missing;
+  missing.mkfs_ext4 = "/nonexistent/mkfs.ext4";
+  EXPECT_EQ(Spawner::Start(missing).status().code(), absl::StatusCode::kFailedPrecondition);
+
+  char tmpl[] = "/tmp/lbcsi-spawn-bin-XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  const std::string bin = dir + "/mkfs.xfs";
+  std::filesystem::copy_file("/bin/true", bin);
+  chmod(bin.c_str(), 0777);  // world-writable: anyone could change what runs
+  SpawnerConfig writable;
+  writable.mkfs_xfs = bin;
+  EXPECT_EQ(Spawner::Start(writable).status().code(), absl::StatusCode::kFailedPrecondition);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Spawner, FormatsExt4) {
+  LBCSI_REQUIRE_ROOT();
+  TempLoopDevice dev(kSmall);
+  ASSERT_GE(dev.fd(), 0) << dev.error();
+  ASSERT_EQ(ProbeType(dev.fd()), "");
+  auto spawner = StartOrDie();
+  ASSERT_NE(spawner, nullptr);
+  auto result = spawner->RunMkfs(MkfsFs::kExt4, dev.fd());
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code, 0) << result->output_tail;
+  EXPECT_EQ(ProbeType(dev.fd()), "ext4");
+}
+
+TEST(Spawner, FormatsXfs) {
+  LBCSI_REQUIRE_ROOT();
+  TempLoopDevice dev(kXfsSize);
+  ASSERT_GE(dev.fd(), 0) << dev.error();
+  auto spawner = StartOrDie();
+  ASSERT_NE(spawner, nullptr);
+  auto result = spawner->RunMkfs(MkfsFs::kXfs, dev.fd());
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code, 0) << result->output_tail;
+  EXPECT_EQ(ProbeType(dev.fd()), "xfs");
+}
+
+TEST(Spawner, FailureCarriesExitCodeAndOutputAndXfsDoesNotOverwrite) {
+  LBCSI_REQUIRE_ROOT();
+  TempLoopDevice dev(kXfsSize);
+  ASSERT_GE(dev.fd(), 0) << dev.error();
+  auto spawner = StartOrDie();
+  ASSERT_NE(spawner, nullptr);
+  ASSERT_EQ(spawner->RunMkfs(MkfsFs::kExt4, dev.fd())->exit_code, 0);
+  // No -f: mkfs.xfs refuses a device that holds a filesystem, and says why.
+  auto result = spawner->RunMkfs(MkfsFs::kXfs, dev.fd());
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_NE(result->exit_code, 0);
+  EXPECT_NE(result->output_tail.find("existing filesystem"), std::string::npos)
+      << result->output_tail;
+  EXPECT_EQ(ProbeType(dev.fd()), "ext4");
+}
+
+TEST(Spawner, RefusesRegularFile) {
+  LBCSI_REQUIRE_ROOT();
+  char tmpl[] = "/tmp/lbcsi-spawn-file-XXXXXX";
+  const int fd = mkostemp(tmpl, O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(ftruncate(fd, kSmall), 0);
+  auto spawner = StartOrDie();
+  ASSERT_NE(spawner, nullptr);
+  auto result = spawner->RunMkfs(MkfsFs::kExt4, fd);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument) << result.status();
+  EXPECT_EQ(ProbeType(fd), "");  // untouched
+  close(fd);
+  unlink(tmpl);
+}
+
+TEST(Spawner, SwappedBinaryAfterStartDoesNotChangeWhatRuns) {
+  LBCSI_REQUIRE_ROOT();
+  char tmpl[] = "/tmp/lbcsi-spawn-swap-XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  const std::string bin = dir + "/mkfs.ext4";
+  const std::string marker = dir + "/swapped-binary-ran";
+  std::filesystem::copy_file("/usr/sbin/mkfs.ext4", bin);
+  ASSERT_EQ(chmod(bin.c_str(), 0755), 0);
+  SpawnerConfig config;
+  config.mkfs_ext4 = bin;
+  auto spawner = StartOrDie(config);
+  ASSERT_NE(spawner, nullptr);
+
+  // Put an impostor at the configured path.
+  const std::string impostor = dir + "/impostor";
+  std::ofstream(impostor) << "#!/bin/sh\ntouch " << marker << "\nexit 42\n";
+  ASSERT_EQ(chmod(impostor.c_str(), 0755), 0);
+  ASSERT_EQ(rename(impostor.c_str(), bin.c_str()), 0);
+
+  TempLoopDevice dev(kSmall);
+  ASSERT_GE(dev.fd(), 0) << dev.error();
+  auto result = spawner->RunMkfs(MkfsFs::kExt4, dev.fd());
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code, 0) << result->output_tail;
+  EXPECT_EQ(ProbeType(dev.fd()), "ext4");
+  EXPECT_FALSE(std::filesystem::exists(marker));
+  spawner.reset();
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Spawner, ConcurrentCallsFromManyThreads) {
+  LBCSI_REQUIRE_ROOT();
+  constexpr int kDevices = 3;
+  std::vector<std::unique_ptr<TempLoopDevice>> devs;
+  for (int i = 0; i < kDevices; ++i) {
+    devs.push_back(std::make_unique<TempLoopDevice>(kSmall));
+    ASSERT_GE(devs.back()->fd(), 0) << devs.back()->error();
+  }
+  auto spawner = StartOrDie();
+  ASSERT_NE(spawner, nullptr);
+  std::vector<int> exit_codes(kDevices, -100);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kDevices; ++i) {
+    threads.emplace_back([&, i] {
+      auto r = spawner->RunMkfs(MkfsFs::kExt4, devs[i]->fd());
+      exit_codes[i] = r.ok() ? r->exit_code : -200;
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < kDevices; ++i) {
+    EXPECT_EQ(exit_codes[i], 0) << "device " << i;
+    EXPECT_EQ(ProbeType(devs[i]->fd()), "ext4") << "device " << i;
+  }
+}
+
+TEST(Spawner, AbandonedWaitDoesNotStopMkfs) {
+  LBCSI_REQUIRE_ROOT();
+  TempLoopDevice dev(kXfsSize);
+  ASSERT_GE(dev.fd(), 0) << dev.error();
+  auto spawner = StartOrDie();
+  ASSERT_NE(spawner, nullptr);
+  auto result = spawner->RunMkfs(MkfsFs::kXfs, dev.fd(), absl::Now());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kDeadlineExceeded);
+  // The format completes anyway; the destructor waits for the spawner to finish it.
+  spawner.reset();
+  EXPECT_EQ(ProbeType(dev.fd()), "xfs");
+}
+
+TEST(Spawner, DiesWithItsParent) {
+  LBCSI_REQUIRE_ROOT();
+  // Orphans are re-parented to us, so we can see how the spawner ended.
+  ASSERT_EQ(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  int pipefd[2];
+  ASSERT_EQ(pipe2(pipefd, O_CLOEXEC), 0);
+  const pid_t parent = fork();
+  ASSERT_GE(parent, 0);
+  if (parent == 0) {
+    auto spawner = Spawner::Start({});
+    pid_t pid = spawner.ok() ? (*spawner)->pid() : -1;
+    (void)!write(pipefd[1], &pid, sizeof(pid));
+    pause();
+    _exit(0);
+  }
+  close(pipefd[1]);
+  pid_t spawner_pid = -1;
+  ASSERT_EQ(read(pipefd[0], &spawner_pid, sizeof(spawner_pid)),
+            static_cast<ssize_t>(sizeof(spawner_pid)));
+  close(pipefd[0]);
+  ASSERT_GT(spawner_pid, 0);
+  ASSERT_EQ(kill(spawner_pid, 0), 0) << "spawner should be running";
+
+  kill(parent, SIGKILL);
+  int status = 0;
+  ASSERT_EQ(waitpid(parent, &status, 0), parent);
+  // Bounded: the spawner must be gone within 10 s.
+  pid_t reaped = 0;
+  for (int i = 0; i < 1000 && reaped == 0; ++i) {
+    reaped = waitpid(spawner_pid, &status, WNOHANG);
+    if (reaped == 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  prctl(PR_SET_CHILD_SUBREAPER, 0);
+  ASSERT_EQ(reaped, spawner_pid) << "spawner outlived its parent";
+  // Either PR_SET_PDEATHSIG's SIGKILL or, if it saw the channel close first, a clean exit.
+  EXPECT_TRUE((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) ||
+              (WIFEXITED(status) && WEXITSTATUS(status) == 0))
+      << "status " << status;
+  EXPECT_NE(kill(spawner_pid, 0), 0);
+}
+
+}  // namespace
+}  // namespace lbcsi::helper
