@@ -1,0 +1,130 @@
+#include "controller/internal.h"
+
+#include <algorithm>
+
+#include <google/protobuf/util/time_util.h>
+
+#include "common/strings.h"
+#include "csicontext/keys.h"
+
+namespace lbcsi::controller::internal {
+
+using lightos::ProtectionState;
+using lightos::SnapshotState;
+using lightos::VolumeState;
+
+std::string_view StateName(VolumeState s) {
+  switch (s) {
+    case VolumeState::kCreating: return "Creating";
+    case VolumeState::kAvailable: return "Available";
+    case VolumeState::kDeleting: return "Deleting";
+    case VolumeState::kDeleted: return "Deleted";
+    case VolumeState::kFailed: return "Failed";
+    case VolumeState::kUpdating: return "Updating";
+    case VolumeState::kRollback: return "Rollback";
+    case VolumeState::kMigrating: return "Migrating";
+    default: return "Unknown";
+  }
+}
+
+std::string_view ProtectionName(ProtectionState s) {
+  switch (s) {
+    case ProtectionState::kFullyProtected: return "FullyProtected";
+    case ProtectionState::kDegraded: return "Degraded";
+    case ProtectionState::kReadOnly: return "ReadOnly";
+    case ProtectionState::kNotAvailable: return "NotAvailable";
+    default: return "Unknown";
+  }
+}
+
+std::string_view SnapshotStateName(SnapshotState s) {
+  switch (s) {
+    case SnapshotState::kCreating: return "Creating";
+    case SnapshotState::kAvailable: return "Available";
+    case SnapshotState::kDeleting: return "Deleting";
+    case SnapshotState::kDeleted: return "Deleted";
+    case SnapshotState::kFailed: return "Failed";
+    default: return "Unknown";
+  }
+}
+
+bool Usable(const lightos::Volume& v) {
+  bool state_ok = v.state == VolumeState::kAvailable || v.state == VolumeState::kUpdating ||
+                  v.state == VolumeState::kMigrating;
+  bool prot_ok = v.protection == ProtectionState::kFullyProtected ||
+                 v.protection == ProtectionState::kDegraded;
+  return state_ok && prot_ok;
+}
+
+absl::StatusOr<std::string> IdInCluster(const ResourceId& base, const std::string& uuid) {
+  ResourceId id = base;
+  id.uuid = uuid;
+  return FormatResourceId(id);
+}
+
+ResourceId IdFor(const lightos::ClusterTarget& target, const std::string& uuid,
+                 bool host_encryption) {
+  ResourceId id;
+  id.mgmt_endpoints = target.endpoints;
+  id.uuid = uuid;
+  id.project = target.project;
+  id.scheme = target.scheme;  // always written, like the shipped plugin
+  id.host_encryption = host_encryption;
+  return id;
+}
+
+lightos::ClusterTarget TargetOf(const ResourceId& id) {
+  lightos::ClusterTarget t;
+  t.endpoints = id.mgmt_endpoints;
+  t.scheme = id.EffectiveScheme();
+  t.project = id.project;
+  return t;
+}
+
+bool SameCluster(const ResourceId& a, const ResourceId& b) {
+  // Endpoint lists are canonical (sorted, unique) after parsing; any overlap means the
+  // same cluster (a StorageClass may list a subset of the servers).
+  bool overlap = false;
+  for (const HostPort& x : a.mgmt_endpoints) {
+    if (std::find(b.mgmt_endpoints.begin(), b.mgmt_endpoints.end(), x) != b.mgmt_endpoints.end()) {
+      overlap = true;
+    }
+  }
+  return overlap && a.project == b.project;
+}
+
+std::vector<std::string> PublishedNodes(const std::vector<std::string>& acl) {
+  std::vector<std::string> out;
+  for (const std::string& entry : acl) {
+    std::string_view node = csictx::NodeIdFromHostNqn(entry);
+    if (!node.empty()) out.emplace_back(node);
+  }
+  return out;
+}
+
+bool AclGrantsAccess(const std::vector<std::string>& acl) {
+  for (const std::string& entry : acl) {
+    if (!entry.empty() && entry != lightos::kAclAllowNone) return true;
+  }
+  return false;
+}
+
+void FillCsiSnapshot(const lightos::Snapshot& snap, const std::string& snapshot_id,
+                     const std::string& source_volume_id, csi::v1::Snapshot* out) {
+  out->set_size_bytes(static_cast<int64_t>(snap.size_bytes));
+  out->set_snapshot_id(snapshot_id);
+  out->set_source_volume_id(source_volume_id);
+  absl::Time t = snap.creation_time == absl::InfinitePast() ? absl::UnixEpoch() : snap.creation_time;
+  *out->mutable_creation_time() =
+      google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
+  out->set_ready_to_use(snap.state == SnapshotState::kAvailable);
+}
+
+void FillVolumeContext(const lightos::Volume& v,
+                       google::protobuf::Map<std::string, std::string>* ctx) {
+  (*ctx)[csictx::kCreatedEmpty] = v.source_snapshot_uuid.empty() ? csictx::kTrue : csictx::kFalse;
+}
+
+absl::StatusOr<ResourceId> ParseOurId(std::string_view id) { return ParseResourceId(id); }
+
+}  // namespace lbcsi::controller::internal

@@ -1,0 +1,52 @@
+#pragma once
+// Helpers shared by the controller's RPC files (not a public API).
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <absl/status/statusor.h>
+
+#include "csi/v1/csi.pb.h"
+#include "lightos/client.h"
+#include "volumeid/resource_id.h"
+
+namespace lbcsi::controller::internal {
+
+// Label on volumes this controller clones or restores: "snapshot.<uuid>" / "volume.<uuid>".
+inline constexpr char kSourceLabel[] = "lbcsi-content-source";
+
+std::string_view StateName(lightos::VolumeState s);
+std::string_view ProtectionName(lightos::ProtectionState s);
+std::string_view SnapshotStateName(lightos::SnapshotState s);
+
+// LightOS's usable-for-I/O rule (state Available/Updating/Migrating and
+// protection FullyProtected/Degraded).
+bool Usable(const lightos::Volume& v);
+
+// A volume id or snapshot id for `uuid` in the cluster of `base`.
+absl::StatusOr<std::string> IdInCluster(const ResourceId& base, const std::string& uuid);
+ResourceId IdFor(const lightos::ClusterTarget& target, const std::string& uuid,
+                 bool host_encryption);
+
+lightos::ClusterTarget TargetOf(const ResourceId& id);
+bool SameCluster(const ResourceId& a, const ResourceId& b);
+
+// Node ids of the host NQNs in an ACL (entries that are ours).
+std::vector<std::string> PublishedNodes(const std::vector<std::string>& acl);
+// True when the ACL grants access to anyone (host NQNs or ALLOW_ANY).
+bool AclGrantsAccess(const std::vector<std::string>& acl);
+
+void FillCsiSnapshot(const lightos::Snapshot& snap, const std::string& snapshot_id,
+                     const std::string& source_volume_id, csi::v1::Snapshot* out);
+
+// created-empty is derived from LightOS (no source snapshot) so that every
+// call reports the same volume_context for a volume.
+void FillVolumeContext(const lightos::Volume& v,
+                       google::protobuf::Map<std::string, std::string>* ctx);
+
+// Parses an id of ours; a malformed one is reported as `missing` (NOT_FOUND
+// or OK depending on the RPC) by the caller.
+absl::StatusOr<ResourceId> ParseOurId(std::string_view id);
+
+}  // namespace lbcsi::controller::internal
