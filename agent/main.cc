@@ -1,0 +1,152 @@
+// lbcsi-agent: CSI Identity + Node on kubelet's plugin socket, unprivileged.
+// Wires flags, state, the helper client and the services together.
+
+#include <atomic>
+#include <cstdlib>
+#include <memory>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+
+#include "agent/config.h"
+#include "agent/identity_service.h"
+#include "agent/node_service.h"
+#include "common/grpc_server.h"
+#include "common/logging.h"
+#include "lightos/client_pool.h"
+
+namespace {
+
+using namespace lbcsi;
+using namespace lbcsi::agent;
+
+int Run(int argc, char** argv) {
+  AgentConfig config;
+  CLI::App app{"lbcsi-agent: unprivileged CSI node plugin for LightOS"};
+  auto env = [](const char* name) { return std::string("LBCSI_") + name; };
+  app.add_option("--endpoint", config.endpoint, "CSI endpoint (unix://)")
+      ->envname(env("ENDPOINT"))
+      ->capture_default_str();
+  app.add_option("--driver-name", config.driver_name, "CSI driver name")
+      ->envname(env("DRIVER_NAME"))
+      ->capture_default_str();
+  app.add_option("--node-id", config.node_id,
+                 "node id (default: $KUBE_NODE_NAME + \".node\", as the shipped plugin)")
+      ->envname(env("NODE_ID"));
+  app.add_option("--helper-socket", config.helper_socket, "the root helper's unix socket")
+      ->envname(env("HELPER_SOCKET"))
+      ->capture_default_str();
+  app.add_option("--kubelet-root", config.kubelet_root, "kubelet's root directory")
+      ->envname(env("KUBELET_ROOT"))
+      ->capture_default_str();
+  app.add_option("--state-dir", config.state_dir, "where per-volume records are kept")
+      ->envname(env("STATE_DIR"))
+      ->capture_default_str();
+  app.add_option("--log-level", config.log_level, "trace|debug|info|warn|error")
+      ->envname(env("LOG_LEVEL"))
+      ->capture_default_str();
+  app.add_option("--log-format", config.log_format, "text|json")
+      ->envname(env("LOG_FORMAT"))
+      ->capture_default_str();
+  app.add_option("--metrics-address", config.metrics_address, "host:port for /metrics (unused yet)")
+      ->envname(env("METRICS_ADDRESS"));
+  app.add_option("--max-volumes", config.max_volumes, "max_volumes_per_node reported to the CO")
+      ->envname(env("MAX_VOLUMES"))
+      ->capture_default_str();
+  app.add_option("--ephemeral-config", config.ephemeral_config_file,
+                 "JSON file enabling inline ephemeral volumes (cluster, token file, limits)")
+      ->envname(env("EPHEMERAL_CONFIG"));
+  CLI11_PARSE(app, argc, argv);
+
+  log::Options lopts;
+  lopts.component = "agent";
+  absl::StatusOr<log::Level> level = log::ParseLevel(config.log_level);
+  absl::StatusOr<log::Format> format = log::ParseFormat(config.log_format);
+  if (!level.ok() || !format.ok()) {
+    fmt::print(stderr, "bad --log-level or --log-format\n");
+    return 2;
+  }
+  lopts.level = *level;
+  lopts.format = *format;
+  log::Init(lopts);
+
+  if (config.node_id.empty()) {
+    const char* node = std::getenv("KUBE_NODE_NAME");
+    config.node_id = DefaultNodeId(node != nullptr ? node : "");
+  }
+  if (absl::Status s = FinalizeConfig(config); !s.ok()) {
+    LOG(kError, "invalid configuration", {"status", s});
+    return 2;
+  }
+  if (!config.metrics_address.empty()) {
+    LOG(kWarn, "--metrics-address is accepted but metrics are not served yet");
+  }
+
+  BlockTerminationSignals();
+  absl::StatusOr<std::unique_ptr<state::Store>> store = state::Store::Open(config.state_dir);
+  if (!store.ok()) {
+    LOG(kError, "cannot open the state directory", {"status", store.status()});
+    return 1;
+  }
+  std::shared_ptr<HelperClient> helper = HelperClient::ForSocket(config.helper_socket);
+
+  lightos::PoolOptions pool;
+  if (config.ephemeral) {
+    pool.client.connection.tls.ca_bundle_file = config.ephemeral->ca_bundle_file;
+    pool.client.connection.tls.insecure_skip_verify = config.ephemeral->insecure_skip_verify;
+  }
+  auto factory = std::make_shared<lightos::PooledClientFactory>(pool);
+
+  NodeDeps deps;
+  deps.config = config;
+  deps.helper = helper;
+  deps.store = std::shared_ptr<state::Store>(std::move(*store));
+  deps.lightos = factory;
+  NodeService node(std::move(deps));
+  IdentityService identity(config, helper);
+
+  UnixServerOptions sopts;
+  sopts.endpoint = config.endpoint;
+  absl::StatusOr<std::unique_ptr<UnixGrpcServer>> server =
+      UnixGrpcServer::Start(std::move(sopts), {&node, &identity});
+  if (!server.ok()) {
+    LOG(kError, "cannot serve", {"status", server.status()});
+    return 1;
+  }
+  LOG(kInfo, "serving", {"endpoint", config.endpoint}, {"node_id", config.node_id},
+      {"host_nqn", config.host_nqn}, {"ephemeral", config.ephemeral.has_value()});
+
+  // Reconcile until it succeeds (the helper may start after us); Probe is not
+  // ready before.
+  std::atomic<bool> stopping{false};
+  std::thread reconciler([&] {
+    absl::Duration backoff = absl::Milliseconds(200);
+    while (!stopping) {
+      absl::StatusOr<int> n = node.Reconcile(absl::Now() + absl::Minutes(5));
+      if (n.ok()) {
+        LOG(kInfo, "start-up reconcile done", {"changed", *n});
+        identity.SetReconciled(true);
+        return;
+      }
+      LOG(kWarn, "start-up reconcile failed; retrying", {"status", n.status()});
+      for (absl::Time until = absl::Now() + backoff; !stopping && absl::Now() < until;) {
+        absl::SleepFor(absl::Milliseconds(50));
+      }
+      backoff = std::min(backoff * 2, absl::Seconds(10));
+    }
+  });
+
+  int sig = WaitForTerminationSignal();
+  LOG(kInfo, "shutting down", {"signal", sig});
+  stopping = true;
+  (*server)->Shutdown(absl::Seconds(5));
+  (*server)->Wait();
+  reconciler.join();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return Run(argc, argv);
+}

@@ -1,0 +1,46 @@
+#pragma once
+// Crash-safe per-volume records on local disk:
+//   <state-dir>/volumes/<sha256(volume_id)>.json
+// Written as temp file + fsync + rename + fsync(dir), so after a crash a record
+// is either the old or the new version, never a torn one.
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <absl/status/statusor.h>
+
+#include "agent/state/record.h"
+
+namespace lbcsi::agent::state {
+
+class Store {
+ public:
+  // Creates the directories (mode 0700) if needed and removes leftover temp files.
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const std::string& dir);
+
+  absl::StatusOr<std::optional<VolumeRecord>> Load(std::string_view volume_id) const;
+  absl::Status Save(const VolumeRecord& record);
+  // Success when there was nothing to remove.
+  absl::Status Remove(std::string_view volume_id);
+  // Saves, or removes when the record holds nothing any more.
+  absl::Status Put(const VolumeRecord& record);
+  // Every record; unreadable ones are reported, not skipped silently.
+  absl::StatusOr<std::vector<VolumeRecord>> LoadAll() const;
+
+  // The file name (without directory) a volume's record lives in.
+  static std::string FileName(std::string_view volume_id);
+  const std::string& volumes_dir() const { return volumes_dir_; }
+
+ private:
+  explicit Store(std::string volumes_dir) : volumes_dir_(std::move(volumes_dir)) {}
+  std::string volumes_dir_;
+};
+
+// Lower-case hex SHA-256 of `data`.
+std::string Sha256Hex(std::string_view data);
+
+}  // namespace lbcsi::agent::state

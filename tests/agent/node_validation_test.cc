@@ -1,0 +1,294 @@
+// Request validation and error codes, one rule per test, through the CSI socket.
+#include <gtest/gtest.h>
+
+#include "tests/agent/agent_env.h"
+
+namespace lbcsi::agent::testing {
+namespace {
+
+using Mode = csi::v1::VolumeCapability::AccessMode;
+using grpc::StatusCode;
+
+class ValidationTest : public ::testing::Test {
+ protected:
+  AgentEnv env;
+};
+
+TEST_F(ValidationTest, StageMissingFieldsAreInvalidArgument) {
+  CSI_CONFORMANCE("General.E.INVALID_ARGUMENT.missing_field");
+  CSI_CONFORMANCE("General.MUST.status_message_nonempty");
+  CSI_CONFORMANCE("General.MUST.details_empty");
+  auto base = env.StageReq(1, AgentEnv::MountCap());
+  auto r = base;
+  r.clear_volume_id();
+  grpc::Status st = env.Stage(r);
+  EXPECT_EQ(st.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("volume_id"), std::string::npos) << st.error_message();
+  EXPECT_TRUE(st.error_details().empty());
+  r = base;
+  r.clear_staging_target_path();
+  EXPECT_EQ(env.Stage(r).error_code(), StatusCode::INVALID_ARGUMENT);
+  r = base;
+  r.clear_volume_capability();
+  EXPECT_EQ(env.Stage(r).error_code(), StatusCode::INVALID_ARGUMENT);
+  r = base;
+  r.mutable_volume_capability()->clear_access_mode();
+  EXPECT_EQ(env.Stage(r).error_code(), StatusCode::INVALID_ARGUMENT);
+  r = base;
+  r.mutable_volume_capability()->clear_mount();
+  EXPECT_EQ(env.Stage(r).error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(env.helper_.CountCalls("Attach"), 0);
+}
+
+TEST_F(ValidationTest, StageInvalidFieldsAreInvalidArgument) {
+  CSI_CONFORMANCE("General.E.INVALID_ARGUMENT.invalid_field");
+  auto base = env.StageReq(1, AgentEnv::MountCap());
+  auto r = base;
+  r.set_staging_target_path("relative/path");
+  EXPECT_EQ(env.Stage(r).error_code(), StatusCode::INVALID_ARGUMENT);
+  r.set_staging_target_path(env.kubelet_ + "/../etc");
+  EXPECT_EQ(env.Stage(r).error_code(), StatusCode::INVALID_ARGUMENT);
+  r = base;
+  r.mutable_volume_capability()->mutable_mount()->set_fs_type("btrfs");
+  grpc::Status st = env.Stage(r);
+  EXPECT_EQ(st.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("btrfs"), std::string::npos);
+  r = base;
+  r.mutable_volume_capability()->mutable_mount()->add_mount_flags("uid=1000");
+  st = env.Stage(r);
+  EXPECT_EQ(st.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("uid"), std::string::npos);
+  EXPECT_EQ(st.error_message().find("1000"), std::string::npos) << "flag values are not echoed";
+  r = base;
+  r.mutable_volume_capability()->mutable_access_mode()->set_mode(static_cast<Mode::Mode>(42));
+  EXPECT_EQ(env.Stage(r).error_code(), StatusCode::INVALID_ARGUMENT);
+  r = base;
+  (*r.mutable_publish_context())["lightbits.com/nvme-endpoints"] = "storage.example.com:4420";
+  EXPECT_EQ(env.Stage(r).error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(env.helper_.CountCalls("Attach"), 0);
+}
+
+TEST_F(ValidationTest, MalformedOrMissingVolumeIsNotFound) {
+  CSI_CONFORMANCE("NodeStageVolume.E.NOT_FOUND.volume_missing");
+  auto r = env.StageReq(1, AgentEnv::MountCap());
+  r.set_volume_id("some-unknown-volume");
+  EXPECT_EQ(env.Stage(r).error_code(), StatusCode::NOT_FOUND);
+  // Well-formed id, but the namespace never shows up (deleted, or ACL without us).
+  EXPECT_EQ(env.Stage(env.StageReq(99, AgentEnv::MountCap())).error_code(), StatusCode::NOT_FOUND);
+  EXPECT_TRUE(env.Records().empty()) << "a definite failure leaves no record";
+}
+
+TEST_F(ValidationTest, HostEncryptionIsNotSupportedYet) {
+  auto r = env.StageReq(1, AgentEnv::MountCap());
+  r.set_volume_id(VolId(1) + "|hostcrypto:luks2");
+  grpc::Status st = env.Stage(r);
+  EXPECT_EQ(st.error_code(), StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(st.error_message().find("host encryption is not supported yet"), std::string::npos);
+}
+
+TEST_F(ValidationTest, MultiNodeWriterFilesystemExceedsCapabilities) {
+  CSI_CONFORMANCE("NodeStageVolume.E.FAILED_PRECONDITION.exceeds_capabilities");
+  env.AddFs(1, "ext4");
+  auto st = env.Stage(env.StageReq(1, AgentEnv::MountCap("ext4", Mode::MULTI_NODE_MULTI_WRITER)));
+  EXPECT_EQ(st.error_code(), StatusCode::FAILED_PRECONDITION);
+  // As a block volume it is fine.
+  EXPECT_TRUE(env.Stage(env.StageReq(1, AgentEnv::BlockCap(Mode::MULTI_NODE_MULTI_WRITER))).ok());
+}
+
+TEST_F(ValidationTest, StageIncompatibleRepeatIsAlreadyExists) {
+  CSI_CONFORMANCE("NodeStageVolume.E.ALREADY_EXISTS.incompatible");
+  env.AddFs(1, "ext4");
+  ASSERT_TRUE(env.Stage(env.StageReq(1, AgentEnv::MountCap("ext4"))).ok());
+  auto r = env.StageReq(1, AgentEnv::MountCap("ext4"));
+  r.mutable_volume_capability()->mutable_mount()->add_mount_flags("noexec");
+  EXPECT_EQ(env.Stage(r).error_code(), StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(env.Stage(env.StageReq(1, AgentEnv::BlockCap())).error_code(),
+            StatusCode::ALREADY_EXISTS);
+  // Another staging path for the same volume.
+  auto other = env.StageReq(1, AgentEnv::MountCap("ext4"));
+  other.set_staging_target_path(env.StagingPath(50));
+  EXPECT_EQ(env.Stage(other).error_code(), StatusCode::FAILED_PRECONDITION);
+}
+
+TEST_F(ValidationTest, LongPathsAreAccepted) {
+  CSI_CONFORMANCE("NodeStageVolume.MUST.staging_path_min_128");
+  CSI_CONFORMANCE("NodePublishVolume.MUST.path_min_128");
+  CSI_CONFORMANCE("NodeUnstageVolume.MUST.path_min_128");
+  env.AddBlank(1);
+  std::string longdir = env.kubelet_ + "/" + std::string(200, 'a');
+  auto s = env.StageReq(1, AgentEnv::MountCap());
+  s.set_staging_target_path(longdir + "/globalmount");
+  ASSERT_TRUE(env.Stage(s).ok());
+  auto p = env.PublishReq(1, AgentEnv::MountCap());
+  p.set_staging_target_path(s.staging_target_path());
+  p.set_target_path(longdir + "/target");
+  ASSERT_TRUE(env.Publish(p).ok());
+  csi::v1::NodeUnpublishVolumeRequest up;
+  up.set_volume_id(VolId(1));
+  up.set_target_path(p.target_path());
+  ASSERT_TRUE(env.Unpublish(up).ok());
+  csi::v1::NodeUnstageVolumeRequest us;
+  us.set_volume_id(VolId(1));
+  us.set_staging_target_path(s.staging_target_path());
+  ASSERT_TRUE(env.Unstage(us).ok());
+  EXPECT_TRUE(env.helper_.Attached().empty());
+}
+
+TEST_F(ValidationTest, PublishWithoutStagingPathIsFailedPrecondition) {
+  CSI_CONFORMANCE("NodePublishVolume.E.FAILED_PRECONDITION.staging_path_missing");
+  auto r = env.PublishReq(1, AgentEnv::MountCap());
+  r.clear_staging_target_path();
+  EXPECT_EQ(env.Publish(r).error_code(), StatusCode::FAILED_PRECONDITION);
+  r = env.PublishReq(1, AgentEnv::MountCap());
+  r.clear_target_path();
+  EXPECT_EQ(env.Publish(r).error_code(), StatusCode::INVALID_ARGUMENT);
+  r = env.PublishReq(1, AgentEnv::MountCap());
+  r.clear_volume_capability();
+  EXPECT_EQ(env.Publish(r).error_code(), StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(ValidationTest, PublishOfAnUnknownVolumeIsNotFoundOrNotStaged) {
+  CSI_CONFORMANCE("NodePublishVolume.E.NOT_FOUND.volume_missing");
+  auto r = env.PublishReq(1, AgentEnv::MountCap());
+  r.set_volume_id("garbage");
+  EXPECT_EQ(env.Publish(r).error_code(), StatusCode::NOT_FOUND);
+  // Well-formed but never staged here.
+  EXPECT_EQ(env.Publish(env.PublishReq(1, AgentEnv::MountCap())).error_code(),
+            StatusCode::FAILED_PRECONDITION);
+}
+
+TEST_F(ValidationTest, PublishCapabilityBeyondTheStagedOneIsFailedPrecondition) {
+  CSI_CONFORMANCE("NodePublishVolume.E.FAILED_PRECONDITION.exceeds_capabilities");
+  env.AddFs(1, "ext4");
+  ASSERT_TRUE(env.Stage(env.StageReq(1, AgentEnv::MountCap("ext4"))).ok());
+  EXPECT_EQ(env.Publish(env.PublishReq(1, AgentEnv::BlockCap())).error_code(),
+            StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(env.Publish(env.PublishReq(1, AgentEnv::MountCap("xfs"))).error_code(),
+            StatusCode::FAILED_PRECONDITION);
+}
+
+TEST_F(ValidationTest, SecondPublishFollowsTheSpecTable) {
+  CSI_CONFORMANCE("NodePublishVolume.E.ALREADY_EXISTS.incompatible");
+  CSI_CONFORMANCE("NodePublishVolume.Table.same_target_diff_args_already_exists");
+  CSI_CONFORMANCE("NodePublishVolume.Table.second_target_single_writer_failed_precondition");
+  CSI_CONFORMANCE("NodePublishVolume.Table.second_target_multi_writer_ok");
+  CSI_CONFORMANCE("NodePublishVolume.MUST.single_node_writer_accepted");
+  // SINGLE_NODE_SINGLE_WRITER: one target only.
+  env.AddFs(1, "ext4");
+  auto one = AgentEnv::MountCap("ext4", Mode::SINGLE_NODE_SINGLE_WRITER);
+  ASSERT_TRUE(env.Stage(env.StageReq(1, one)).ok());
+  ASSERT_TRUE(env.Publish(env.PublishReq(1, one, 0)).ok());
+  EXPECT_EQ(env.Publish(env.PublishReq(1, one, 0, /*ro=*/true)).error_code(),
+            StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(env.Publish(env.PublishReq(1, one, 1)).error_code(), StatusCode::FAILED_PRECONDITION);
+  // SINGLE_NODE_WRITER (older COs): accepted, one target.
+  env.AddFs(2, "ext4");
+  auto legacy = AgentEnv::MountCap("ext4", Mode::SINGLE_NODE_WRITER);
+  ASSERT_TRUE(env.Stage(env.StageReq(2, legacy)).ok());
+  ASSERT_TRUE(env.Publish(env.PublishReq(2, legacy, 0)).ok());
+  EXPECT_EQ(env.Publish(env.PublishReq(2, legacy, 1)).error_code(),
+            StatusCode::FAILED_PRECONDITION);
+  // SINGLE_NODE_MULTI_WRITER and MULTI_NODE_*: several targets are fine.
+  env.AddFs(3, "ext4");
+  auto multi = AgentEnv::MountCap("ext4", Mode::SINGLE_NODE_MULTI_WRITER);
+  ASSERT_TRUE(env.Stage(env.StageReq(3, multi)).ok());
+  ASSERT_TRUE(env.Publish(env.PublishReq(3, multi, 0)).ok());
+  ASSERT_TRUE(env.Publish(env.PublishReq(3, multi, 1)).ok());
+  ASSERT_TRUE(env.Publish(env.PublishReq(3, multi, 2, true)).ok());
+  env.AddFs(4, "ext4");
+  auto rox = AgentEnv::MountCap("ext4", Mode::MULTI_NODE_READER_ONLY);
+  ASSERT_TRUE(env.Stage(env.StageReq(4, rox)).ok());
+  ASSERT_TRUE(env.Publish(env.PublishReq(4, rox, 0, true)).ok());
+  ASSERT_TRUE(env.Publish(env.PublishReq(4, rox, 1, true)).ok());
+}
+
+TEST_F(ValidationTest, UnstageAndUnpublishValidation) {
+  CSI_CONFORMANCE("NodeUnstageVolume.E.NOT_FOUND.volume_missing");
+  auto us = env.UnstageReq(1);
+  us.clear_volume_id();
+  EXPECT_EQ(env.Unstage(us).error_code(), StatusCode::INVALID_ARGUMENT);
+  us = env.UnstageReq(1);
+  us.clear_staging_target_path();
+  EXPECT_EQ(env.Unstage(us).error_code(), StatusCode::INVALID_ARGUMENT);
+  us = env.UnstageReq(1);
+  us.set_volume_id("not-a-lightos-id");
+  EXPECT_EQ(env.Unstage(us).error_code(), StatusCode::NOT_FOUND);
+  auto up = env.UnpublishReq(1);
+  up.clear_target_path();
+  EXPECT_EQ(env.Unpublish(up).error_code(), StatusCode::INVALID_ARGUMENT);
+  up = env.UnpublishReq(1);
+  up.clear_volume_id();
+  EXPECT_EQ(env.Unpublish(up).error_code(), StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(ValidationTest, UnpublishOfAnUnknownVolumeSucceeds) {
+  // Deliberate: NOT_FOUND on an already-unpublished target makes kubelet retry
+  // forever (kubernetes#90752), so "nothing there" is success.
+  CSI_CONFORMANCE("NodeUnpublishVolume.E.NOT_FOUND.volume_missing");
+  CSI_CONFORMANCE("NodeUnstageVolume.MUST.not_staged_ok");
+  auto up = env.UnpublishReq(7);
+  up.set_volume_id("whatever-kubelet-remembers");
+  EXPECT_TRUE(env.Unpublish(up).ok());
+  EXPECT_TRUE(env.Unpublish(env.UnpublishReq(7)).ok());
+  EXPECT_EQ(env.helper_.CountCalls("Unpublish"), 2) << "a leftover target is still removed";
+  EXPECT_TRUE(env.Unstage(env.UnstageReq(7)).ok());
+}
+
+TEST_F(ValidationTest, StatsErrors) {
+  CSI_CONFORMANCE("NodeGetVolumeStats.E.NOT_FOUND.volume_missing");
+  csi::v1::NodeGetVolumeStatsRequest req;
+  csi::v1::NodeGetVolumeStatsResponse resp;
+  req.set_volume_path(env.TargetPath(1));
+  EXPECT_EQ(env.Stats(req, &resp).error_code(), StatusCode::INVALID_ARGUMENT);
+  req.set_volume_id(VolId(1));
+  req.clear_volume_path();
+  EXPECT_EQ(env.Stats(req, &resp).error_code(), StatusCode::INVALID_ARGUMENT);
+  req.set_volume_path(env.TargetPath(1));
+  EXPECT_EQ(env.Stats(req, &resp).error_code(), StatusCode::NOT_FOUND);
+  env.AddFs(1, "ext4");
+  ASSERT_TRUE(env.Stage(env.StageReq(1, AgentEnv::MountCap("ext4"))).ok());
+  req.set_volume_path(env.kubelet_ + "/somewhere/else");
+  EXPECT_EQ(env.Stats(req, &resp).error_code(), StatusCode::NOT_FOUND);
+  req.set_volume_path(env.StagingPath(1));
+  EXPECT_TRUE(env.Stats(req, &resp).ok());
+}
+
+TEST_F(ValidationTest, ExpandErrors) {
+  CSI_CONFORMANCE("NodeExpandVolume.E.NOT_FOUND.volume_missing");
+  CSI_CONFORMANCE("NodeExpandVolume.E.OUT_OF_RANGE.capacity_range");
+  CSI_CONFORMANCE("NodeExpandVolume.E.INVALID_ARGUMENT.exceeds_capabilities");
+  CSI_CONFORMANCE("NodeExpandVolume.E.FAILED_PRECONDITION.volume_in_use");
+  csi::v1::NodeExpandVolumeRequest req;
+  csi::v1::NodeExpandVolumeResponse resp;
+  req.set_volume_id(VolId(1));
+  req.set_volume_path(env.StagingPath(1));
+  EXPECT_EQ(env.Expand(req, &resp).error_code(), StatusCode::NOT_FOUND);
+  req.mutable_capacity_range()->set_required_bytes(10);
+  req.mutable_capacity_range()->set_limit_bytes(5);
+  EXPECT_EQ(env.Expand(req, &resp).error_code(), StatusCode::OUT_OF_RANGE);
+  req.clear_capacity_range();
+  env.AddFs(1, "ext4");
+  ASSERT_TRUE(env.Stage(env.StageReq(1, AgentEnv::MountCap("ext4"))).ok());
+  *req.mutable_volume_capability() = AgentEnv::BlockCap();
+  EXPECT_EQ(env.Expand(req, &resp).error_code(), StatusCode::INVALID_ARGUMENT);
+  req.clear_volume_capability();
+  EXPECT_TRUE(env.Expand(req, &resp).ok());
+  // A read-only staged filesystem cannot grow in place.
+  env.AddFs(2, "ext4");
+  ASSERT_TRUE(
+      env.Stage(env.StageReq(2, AgentEnv::MountCap("ext4", Mode::SINGLE_NODE_READER_ONLY))).ok());
+  req.set_volume_id(VolId(2));
+  req.set_volume_path(env.StagingPath(2));
+  EXPECT_EQ(env.Expand(req, &resp).error_code(), StatusCode::FAILED_PRECONDITION);
+}
+
+TEST_F(ValidationTest, ControllerServiceIsNotImplementedHere) {
+  CSI_CONFORMANCE("General.E.UNIMPLEMENTED.not_implemented");
+  grpc::ClientContext ctx;
+  csi::v1::ControllerGetCapabilitiesResponse resp;
+  EXPECT_EQ(env.controller_stub_->ControllerGetCapabilities(&ctx, {}, &resp).error_code(),
+            StatusCode::UNIMPLEMENTED);
+}
+
+}  // namespace
+}  // namespace lbcsi::agent::testing
