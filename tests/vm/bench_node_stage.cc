@@ -15,6 +15,7 @@
 #include <libnvme.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -50,17 +51,24 @@ std::string ReadLine(const fs::path& p) {
   std::getline(in, s);
   return s;
 }
-std::string NewUuid() { return ReadLine("/proc/sys/kernel/random/uuid"); }
+std::string NewUuid() {
+  return ReadLine("/proc/sys/kernel/random/uuid");
+}
 double MsSince(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
 }
+pid_t g_helper_pid = -1;
 [[noreturn]] void Die(const std::string& why) {
   std::fprintf(stderr, "vm_bench_node_stage: %s\n", why.c_str());
+  if (g_helper_pid > 0) {
+    kill(g_helper_pid, SIGKILL);
+    waitpid(g_helper_pid, nullptr, 0);
+  }
   std::exit(1);
 }
 void Nvmet(const std::string& script) {
-  const std::string cmd = "bash -euc '. \"" + Env("LBCSI_SOURCE_DIR") + "/tests/vm/nvmet.sh\"; " +
-                          script + "'";
+  const std::string cmd =
+      "bash -euc '. \"" + Env("LBCSI_SOURCE_DIR") + "/tests/vm/nvmet.sh\"; " + script + "'";
   if (std::system(cmd.c_str()) != 0) Die("nvmet.sh: " + script);
 }
 int Run(std::vector<std::string> args) {
@@ -82,8 +90,8 @@ int Run(std::vector<std::string> args) {
 void BareConnect(const std::string& nqn, const std::string& hostnqn, const std::string& port) {
   nvme_root_t root = nvme_create_root(nullptr, LOG_ERR);
   nvme_host_t host = nvme_lookup_host(root, hostnqn.c_str(), nullptr);
-  nvme_ctrl_t c = nvme_create_ctrl(root, nqn.c_str(), "tcp", "127.0.0.1", nullptr, nullptr,
-                                   port.c_str());
+  nvme_ctrl_t c =
+      nvme_create_ctrl(root, nqn.c_str(), "tcp", "127.0.0.1", nullptr, nullptr, port.c_str());
   nvme_fabrics_config cfg;
   nvmf_default_config(&cfg);
   cfg.ctrl_loss_tmo = 5;
@@ -133,12 +141,27 @@ struct Helper {
 Helper StartHelper(const std::string& bin, const std::string& dir) {
   Helper h;
   const std::string socket = dir + "/helper.sock";
-  std::vector<std::string> args = {bin, "--socket", socket, "--allowed-uid", "0", "--allowed-gid",
-                                   "0", "--allow-root-client", "--root", dir + "/root",
-                                   "--state-dir", dir + "/state", "--host-nqn-file",
-                                   dir + "/hostnqn", "--transport", "nvme", "--ctrl-loss-tmo", "5"};
+  std::vector<std::string> args = {bin,
+                                   "--socket",
+                                   socket,
+                                   "--allowed-uid",
+                                   "0",
+                                   "--allowed-gid",
+                                   "0",
+                                   "--allow-root-client",
+                                   "--root",
+                                   dir + "/root",
+                                   "--state-dir",
+                                   dir + "/state",
+                                   "--host-nqn-file",
+                                   dir + "/hostnqn",
+                                   "--transport",
+                                   "nvme",
+                                   "--ctrl-loss-tmo",
+                                   "5"};
   h.pid = fork();
   if (h.pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);  // a dying bench takes the helper with it
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -149,6 +172,7 @@ Helper StartHelper(const std::string& bin, const std::string& dir) {
     if (Clock::now() > end || waitpid(h.pid, nullptr, WNOHANG) != 0) Die("helper did not start");
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+  g_helper_pid = h.pid;
   h.stub = hv1::NodeHelper::NewStub(
       grpc::CreateChannel("unix:" + socket, grpc::InsecureChannelCredentials()));
   hv1::GetInfoResponse info;
@@ -165,6 +189,7 @@ double Median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress survives a killed guest
   std::string helper_bin;
   int iterations = 3;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -173,7 +198,8 @@ int main(int argc, char** argv) {
     if (k == "--iterations") iterations = std::max(1, std::atoi(argv[i + 1]));
   }
   if (helper_bin.empty() || Env("LBCSI_IN_VM") != "1") {
-    std::fprintf(stderr, "usage (in the VM guest): vm_bench_node_stage --helper PATH [--iterations N]\n");
+    std::fprintf(stderr,
+                 "usage (in the VM guest): vm_bench_node_stage --helper PATH [--iterations N]\n");
     return 2;
   }
   char tmpl[] = "/var/tmp/bench-stage.XXXXXX";
@@ -272,8 +298,9 @@ int main(int argc, char** argv) {
   std::error_code ec;
   fs::remove_all(dir, ec);
   const double b = Median(bare_ms), h = Median(helper_ms);
-  std::printf("NodeStage-equivalent, median of %d: helper %.0f ms, bare libnvme+mkfs+mount %.0f ms, "
-              "ratio helper/bare %.2f\n",
-              iterations, h, b, b > 0 ? h / b : 0.0);
+  std::printf(
+      "NodeStage-equivalent, median of %d: helper %.0f ms, bare libnvme+mkfs+mount %.0f ms, "
+      "ratio helper/bare %.2f\n",
+      iterations, h, b, b > 0 ? h / b : 0.0);
   return 0;
 }

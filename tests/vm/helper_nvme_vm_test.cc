@@ -11,6 +11,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -133,17 +134,31 @@ class HelperNvmeVmTest : public ::testing::Test {
       suite_error_ = "LBCSI_HELPER_BIN (set by the guest suite) is missing";
       return;
     }
-    std::vector<std::string> args = {helper, "--socket", socket_, "--allowed-uid", "0",
-                                     "--allowed-gid", "0", "--allow-root-client", "--root",
-                                     suite_dir_ + "/root", "--state-dir", suite_dir_ + "/state",
-                                     "--host-nqn-file", suite_dir_ + "/etc/hostnqn",
-                                     "--transport", "nvme", "--ctrl-loss-tmo", "5"};
+    std::vector<std::string> args = {helper,
+                                     "--socket",
+                                     socket_,
+                                     "--allowed-uid",
+                                     "0",
+                                     "--allowed-gid",
+                                     "0",
+                                     "--allow-root-client",
+                                     "--root",
+                                     suite_dir_ + "/root",
+                                     "--state-dir",
+                                     suite_dir_ + "/state",
+                                     "--host-nqn-file",
+                                     suite_dir_ + "/etc/hostnqn",
+                                     "--transport",
+                                     "nvme",
+                                     "--ctrl-loss-tmo",
+                                     "5"};
     helper_pid_ = fork();
     if (helper_pid_ < 0) {
       suite_error_ = "fork failed";
       return;
     }
     if (helper_pid_ == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);  // a crashed test must not leave the helper running
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
@@ -165,7 +180,7 @@ class HelperNvmeVmTest : public ::testing::Test {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
     stub_ = hv1::NodeHelper::NewStub(
-        grpc::CreateChannel("unix:" + socket_, grpc::InsecureChannelCredentials()))
+                grpc::CreateChannel("unix:" + socket_, grpc::InsecureChannelCredentials()))
                 .release();
   }
 
@@ -241,7 +256,8 @@ class HelperNvmeVmTest : public ::testing::Test {
 
   template <typename Req, typename Resp>
   grpc::Status Call(grpc::Status (Stub::*method)(grpc::ClientContext*, const Req&, Resp*),
-                    const Req& req, Resp* resp, std::chrono::seconds deadline = std::chrono::seconds(120)) {
+                    const Req& req, Resp* resp,
+                    std::chrono::seconds deadline = std::chrono::seconds(120)) {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + deadline);
     return (stub_->*method)(&ctx, req, resp);
@@ -314,8 +330,8 @@ class HelperNvmeVmTest : public ::testing::Test {
 
   // Grows a volume's image and makes the target re-read it (nvmet sends an AEN).
   void GrowVolume(const std::string& uuid, int nsid, const std::string& size) {
-    ASSERT_TRUE(Nvmet("truncate -s " + size + " " + suite_dir_ + "/" + uuid + ".img; nvmet_ns_resize " +
-                      nqn_ + " " + std::to_string(nsid)));
+    ASSERT_TRUE(Nvmet("truncate -s " + size + " " + suite_dir_ + "/" + uuid +
+                      ".img; nvmet_ns_resize " + nqn_ + " " + std::to_string(nsid)));
   }
 
   inline static std::string suite_error_, suite_dir_, socket_;
@@ -424,8 +440,8 @@ TEST_F(HelperNvmeVmTest, ExpandAndDetachOnlyWhenSubsystemIdle) {
   const uint64_t ext4_after = Stats(ext4_vol, ext4_dir).total_bytes();
   const uint64_t xfs_after = Stats(xfs_vol, xfs_dir).total_bytes();
   Note("expanded: ext4 " + std::to_string(ext4_before >> 20) + " -> " +
-       std::to_string(ext4_after >> 20) + " MiB, xfs " + std::to_string(xfs_before >> 20) +
-       " -> " + std::to_string(xfs_after >> 20) + " MiB");
+       std::to_string(ext4_after >> 20) + " MiB, xfs " + std::to_string(xfs_before >> 20) + " -> " +
+       std::to_string(xfs_after >> 20) + " MiB");
   EXPECT_GE(ext4_after, ext4_before + (100ull << 20));
   EXPECT_GE(xfs_after, xfs_before + (200ull << 20));
   EXPECT_EQ(WriteAndVerify(ext4_dir + "/after-grow", 1 << 20, 'b'), "");

@@ -131,7 +131,8 @@ fi
 # Anything else (xfs, dm-crypt, null_blk, ...) is modprobe'd in the guest from the
 # unpacked module tree, which the guest sees at /lib/modules/<kver>.
 boot_mods="virtio_pci 9pnet_virtio 9p overlay"
-eager_mods="configfs nvmet nvmet-tcp nvme-core nvme-fabrics nvme-tcp ext4 loop"
+# dm-mod dm-crypt xts: host-encrypted volumes (LUKS2, aes-xts-plain64; aes is built in).
+eager_mods="configfs nvmet nvmet-tcp nvme-core nvme-fabrics nvme-tcp ext4 loop dm-mod dm-crypt xts"
 init_src=$here/guest/init
 key=$(
   {

@@ -1,0 +1,854 @@
+// The whole node path in the VM guest: lightos-sim, lbcsi-controller, lbcsi-helper
+// (--transport nvme) and lbcsi-agent as real processes, driven through the CSI API only,
+// with the data on real NVMe/TCP (the kernel's nvmet on loopback, two ports).
+//
+// lightos-sim advertises the nvmet ports as its NVMe and discovery endpoints and the
+// nvmet subsystem's NQN, so the controller's publish_context leads the agent and helper
+// to the kernel target. guest/sim_sync_loop.sh mirrors the sim's volumes into nvmet
+// namespaces and follows the ACL as the controller changes it: a namespace is visible
+// only while the volume is published to this node (host NQN
+// nqn.2019-09.com.lightbitslabs:host:<node-id>, which the helper reads from its
+// --host-nqn-file).
+//
+// The processes are started once for the suite (start-up under TCG with ASan costs
+// seconds); each test runs one volume through its whole lifecycle and checks that nothing
+// is left: no controllers of the subsystem, no mounts under the kubelet root, no agent
+// records. Registered only in the guest suite (tests/vm/CMakeLists.txt).
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "csi/v1/csi.grpc.pb.h"
+#include "csicontext/keys.h"
+#include "volumeid/resource_id.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+using Ctl = csi::v1::Controller::Stub;
+using Nd = csi::v1::Node::Stub;
+using Mode = csi::v1::VolumeCapability::AccessMode;
+using Context = google::protobuf::Map<std::string, std::string>;
+
+constexpr int64_t kGiB = int64_t{1} << 30;
+constexpr char kToken[] = "vm-csi-token";
+constexpr char kNodeId[] = "vm1.node";
+
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v == nullptr ? "" : v;
+}
+
+std::string ReadAll(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string ReadLine(const fs::path& p) {
+  std::ifstream in(p);
+  std::string s;
+  std::getline(in, s);
+  return s;
+}
+
+// Runs a bash snippet with nvmet.sh sourced; true on exit status 0.
+bool Nvmet(const std::string& script) {
+  const std::string nvmet = Env("LBCSI_SOURCE_DIR") + "/tests/vm/nvmet.sh";
+  const std::string cmd = "bash -euc '. \"" + nvmet + "\"; " + script + "'";
+  return std::system(cmd.c_str()) == 0;
+}
+
+// A context value, "" when absent.
+std::string Get(const Context& context, const std::string& key) {
+  auto it = context.find(key);
+  return it == context.end() ? "" : it->second;
+}
+
+// Controllers (nvme<N>) of a subsystem, with their states.
+std::vector<std::pair<std::string, std::string>> ControllersOf(const std::string& nqn) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::error_code ec;
+  for (const auto& c : fs::directory_iterator("/sys/class/nvme", ec)) {
+    if (ReadLine(c.path() / "subsysnqn") == nqn) {
+      out.emplace_back(c.path().filename().string(), ReadLine(c.path() / "state"));
+    }
+  }
+  return out;
+}
+
+// The nvmet namespace exporting a volume: "" when there is none, else "enabled" or
+// "disabled" (the ACL emulation of sim_sync_loop.sh).
+std::string NamespaceState(const std::string& nqn, const std::string& uuid) {
+  std::error_code ec;
+  for (const auto& n :
+       fs::directory_iterator("/sys/kernel/config/nvmet/subsystems/" + nqn + "/namespaces", ec)) {
+    if (ReadLine(n.path() / "device_uuid") == uuid) {
+      return ReadLine(n.path() / "enable") == "1" ? "enabled" : "disabled";
+    }
+  }
+  return "";
+}
+
+struct MountEntry {
+  std::string target, fstype, source;
+};
+// Mounts at or below `prefix` (from /proc/self/mountinfo).
+std::vector<MountEntry> MountsUnder(const std::string& prefix) {
+  std::vector<MountEntry> out;
+  std::ifstream in("/proc/self/mountinfo");
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream fields(line);
+    std::string f[5];
+    for (auto& x : f) fields >> x;
+    if (f[4] != prefix && f[4].rfind(prefix + "/", 0) != 0) continue;
+    // After the optional fields comes "-", then fstype and source.
+    std::string x, fstype, source;
+    while (fields >> x && x != "-") {
+    }
+    fields >> fstype >> source;
+    out.push_back({f[4], fstype, source});
+  }
+  return out;
+}
+
+std::string WriteAndVerify(const std::string& file, size_t bytes, char fill) {
+  const std::string payload(bytes, fill);
+  int fd = open(file.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return "open " + file + ": " + std::strerror(errno);
+  std::string err;
+  if (write(fd, payload.data(), payload.size()) != static_cast<ssize_t>(payload.size())) {
+    err = std::string("write: ") + std::strerror(errno);
+  } else if (fsync(fd) != 0) {
+    err = std::string("fsync: ") + std::strerror(errno);
+  } else if (posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) != 0) {
+    err = "fadvise failed";  // the read below must come from the device
+  } else {
+    std::string back(bytes, '\0');
+    if (pread(fd, back.data(), back.size(), 0) != static_cast<ssize_t>(back.size())) {
+      err = std::string("read: ") + std::strerror(errno);
+    } else if (back != payload) {
+      err = "read back different data";
+    }
+  }
+  close(fd);
+  return err;
+}
+
+// Whole-file comparison with an expected fill.
+std::string VerifyFile(const std::string& file, size_t bytes, char fill) {
+  std::string got = ReadAll(file);
+  if (got.size() != bytes) return file + ": " + std::to_string(got.size()) + " bytes";
+  return got == std::string(bytes, fill) ? "" : file + ": different data";
+}
+
+// O_DIRECT I/O on a block device at `offset` (aligned buffers), bypassing the page cache.
+std::string DirectIo(const std::string& dev, off_t offset, std::string* data, bool write_it) {
+  int fd = open(dev.c_str(), (write_it ? O_RDWR : O_RDONLY) | O_DIRECT | O_CLOEXEC);
+  if (fd < 0) return "open " + dev + ": " + std::strerror(errno);
+  void* buf = nullptr;
+  if (posix_memalign(&buf, 4096, data->size()) != 0) {
+    close(fd);
+    return "posix_memalign failed";
+  }
+  std::string err;
+  if (write_it) {
+    std::memcpy(buf, data->data(), data->size());
+    if (pwrite(fd, buf, data->size(), offset) != static_cast<ssize_t>(data->size())) {
+      err = std::string("pwrite: ") + std::strerror(errno);
+    } else if (fsync(fd) != 0) {
+      err = std::string("fsync: ") + std::strerror(errno);
+    }
+  } else if (pread(fd, buf, data->size(), offset) != static_cast<ssize_t>(data->size())) {
+    err = std::string("pread: ") + std::strerror(errno);
+  } else {
+    std::memcpy(data->data(), buf, data->size());
+  }
+  free(buf);
+  close(fd);
+  return err;
+}
+
+// Polls `done` every `every` for up to `limit`; true when it became true.
+template <typename F>
+bool WaitFor(F done, std::chrono::milliseconds limit,
+             std::chrono::milliseconds every = std::chrono::milliseconds(50)) {
+  for (auto end = Clock::now() + limit;; std::this_thread::sleep_for(every)) {
+    if (done()) return true;
+    if (Clock::now() > end) return false;
+  }
+}
+
+// One child process, output appended to a log file; it dies with the test binary.
+class Child {
+ public:
+  void Start(std::vector<std::string> argv, const std::string& log, bool group_leader = false) {
+    pid_ = fork();
+    if (pid_ == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (group_leader) setpgid(0, 0);
+      int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+      if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+      }
+      // Leak checks of the daemons belong to their own tests; here they only cost time.
+      // The other sanitizer settings (CI: abort_on_error ...) stay.
+      const char* asan = std::getenv("ASAN_OPTIONS");
+      std::string opts = asan == nullptr || *asan == '\0' ? "" : std::string(asan) + ":";
+      setenv("ASAN_OPTIONS", (opts + "detect_leaks=0").c_str(), 1);
+      std::vector<char*> args;
+      for (auto& a : argv) args.push_back(a.data());
+      args.push_back(nullptr);
+      execv(args[0], args.data());
+      _exit(127);
+    }
+    group_ = group_leader;
+  }
+  bool Alive() {
+    if (pid_ <= 0) return false;
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      status_ = status;
+      return false;
+    }
+    return true;
+  }
+  void Signal(int sig) {
+    if (pid_ > 0) kill(group_ ? -pid_ : pid_, sig);
+  }
+  // Waits up to 20 s after a Signal(), then SIGKILLs. Returns the wait status.
+  int Wait() {
+    if (pid_ <= 0) return status_;
+    int status = 0;
+    for (auto end = Clock::now() + std::chrono::seconds(20);;) {
+      if (waitpid(pid_, &status, WNOHANG) == pid_) break;
+      if (Clock::now() > end) {
+        kill(group_ ? -pid_ : pid_, SIGKILL);
+        waitpid(pid_, &status, 0);
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    if (group_) kill(-pid_, SIGKILL);  // a sync subshell still running
+    pid_ = -1;
+    status_ = status;
+    return status;
+  }
+  pid_t pid() const { return pid_; }
+
+ private:
+  pid_t pid_ = -1;
+  int status_ = -1;
+  bool group_ = false;
+};
+
+// A channel that retries a socket that is not there yet within 100-500 ms, not gRPC's
+// default back-off of 1 s growing to minutes.
+std::shared_ptr<grpc::Channel> Channel(const std::string& socket) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 500);
+  return grpc::CreateCustomChannel("unix:" + socket, grpc::InsecureChannelCredentials(), args);
+}
+
+bool ProbeReady(csi::v1::Identity::Stub& stub) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+  csi::v1::ProbeResponse resp;
+  return stub.Probe(&ctx, {}, &resp).ok() && (!resp.has_ready() || resp.ready().value());
+}
+
+csi::v1::VolumeCapability MountCap() {
+  csi::v1::VolumeCapability c;
+  c.mutable_mount()->set_fs_type("ext4");
+  c.mutable_access_mode()->set_mode(Mode::SINGLE_NODE_WRITER);
+  return c;
+}
+csi::v1::VolumeCapability BlockCap() {
+  csi::v1::VolumeCapability c;
+  c.mutable_block();
+  c.mutable_access_mode()->set_mode(Mode::SINGLE_NODE_WRITER);
+  return c;
+}
+
+#define ASSERT_RPC_OK(expr)                                                                   \
+  do {                                                                                        \
+    grpc::Status st_ = (expr);                                                                \
+    ASSERT_TRUE(st_.ok()) << #expr << ": " << st_.error_code() << " " << st_.error_message(); \
+  } while (0)
+
+class CsiLifecycleVmTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    suite_t0_ = Clock::now();
+    suite_error_ = StartStack();
+    SuiteNote(suite_error_.empty() ? "stack ready" : "stack failed: " + suite_error_);
+  }
+
+  static void TearDownTestSuite() {
+    controller_stub_.reset();
+    node_stub_.reset();
+    // Each daemon must shut down cleanly on SIGTERM (exit 0). All are told at once: each
+    // takes seconds under TCG.
+    const std::pair<Child*, const char*> daemons[] = {{&agent_, "lbcsi-agent"},
+                                                      {&helper_, "lbcsi-helper"},
+                                                      {&controller_, "lbcsi-controller"},
+                                                      {&sim_, "lightos-sim"}};
+    for (const auto& [child, name] : daemons) child->Signal(SIGTERM);
+    for (const auto& [child, name] : daemons) {
+      bool was_running = child->pid() > 0;
+      int status = child->Wait();
+      if (was_running && !(WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+        ADD_FAILURE() << name << " did not exit cleanly on SIGTERM (wait status " << status << ")\n"
+                      << ReadAll(dir_ + "/" + name + ".log");
+      }
+    }
+    sync_loop_.Signal(SIGKILL);
+    sync_loop_.Wait();
+    SuiteNote("processes stopped");
+    if (!Env("LBCSI_CSI_VM_LOGS").empty()) {
+      for (const char* name :
+           {"lightos-sim", "lbcsi-controller", "lbcsi-helper", "lbcsi-agent", "sim-sync"}) {
+        std::printf("== %s ==\n%s\n", name, ReadAll(dir_ + "/" + name + ".log").c_str());
+      }
+    }
+    // What a failed test may have left: mounts, controllers, the target.
+    if (!dir_.empty()) {
+      for (int pass = 0; pass < 3; ++pass) {
+        for (const auto& m : MountsUnder(dir_)) umount2(m.target.c_str(), MNT_DETACH);
+      }
+    }
+    for (const auto& [name, state] : ControllersOf(nqn_)) {
+      std::ofstream("/sys/class/nvme/" + name + "/delete_controller") << "1";
+    }
+    if (target_up_) Nvmet("nvmet_teardown");
+    target_up_ = false;
+    std::error_code ec;
+    if (!dir_.empty()) fs::remove_all(dir_, ec);
+  }
+
+  void SetUp() override {
+    ASSERT_TRUE(suite_error_.empty()) << suite_error_;
+    t0_ = Clock::now();
+  }
+
+  void TearDown() override {
+    if (HasFailure()) {
+      std::printf("---- logs of the failed test (%s) ----\n", dir_.c_str());
+      for (const char* name : {"lbcsi-agent", "lbcsi-helper", "lbcsi-controller", "sim-sync"}) {
+        std::printf("== %s ==\n%s\n", name, ReadAll(dir_ + "/" + name + ".log").c_str());
+      }
+      Nvmet("nvmet_show");
+    }
+  }
+
+  static std::string StartStack() {
+    if (Env("LBCSI_IN_VM") != "1") return "runs inside the VM guest only (tests/vm/run-in-vm.sh)";
+    if (geteuid() != 0) return "needs root (the guest runs tests as root)";
+    const std::string build = Env("LBCSI_BUILD_DIR"), src = Env("LBCSI_SOURCE_DIR");
+    if (build.empty() || src.empty()) return "LBCSI_BUILD_DIR / LBCSI_SOURCE_DIR are not set";
+    const std::string sim_bin = build + "/tests/lightos-sim/lightos-sim";
+    const std::string ctrl_bin = build + "/controller/lbcsi-controller";
+    const std::string helper_bin = build + "/helper/lbcsi-helper";
+    const std::string agent_bin = build + "/agent/lbcsi-agent";
+    for (const auto& b : {sim_bin, ctrl_bin, helper_bin, agent_bin}) {
+      if (!fs::exists(b)) return "missing binary " + b;
+    }
+    char tmpl[] = "/var/tmp/csi-vm.XXXXXX";
+    if (mkdtemp(tmpl) == nullptr) return "mkdtemp failed";
+    dir_ = tmpl;
+    kubelet_ = dir_ + "/kubelet";
+    for (const char* d : {"/kubelet/pods", "/kubelet/plugins", "/sim", "/etc"}) {
+      fs::create_directories(dir_ + d);
+    }
+    // The helper's host NQN must be the one the controller puts in the ACL for kNodeId.
+    host_nqn_ = lbcsi::csictx::HostNqnForNode(kNodeId);
+    std::ofstream(dir_ + "/etc/hostnqn") << host_nqn_ << "\n";
+
+    // The target: one subsystem on two loopback ports, namespaces come from the sync loop.
+    std::ifstream uuid_in("/proc/sys/kernel/random/uuid");
+    std::string uuid;
+    std::getline(uuid_in, uuid);
+    nqn_ = "nqn.2016-01.com.lightbitslabs:uuid:" + uuid;
+    if (!Nvmet("nvmet_need_cfg; nvmet_subsys " + nqn_ + "; nvmet_port_add " + nqn_ +
+               " 1 127.0.0.1 4420; nvmet_port_add " + nqn_ + " 2 127.0.0.1 4421")) {
+      return "cannot set up the nvmet subsystem and ports";
+    }
+    target_up_ = true;
+    sync_loop_.Start({"/bin/bash", src + "/tests/vm/guest/sim_sync_loop.sh", nqn_, dir_ + "/sim",
+                      host_nqn_, "0.1"},
+                     dir_ + "/sim-sync.log", /*group_leader=*/true);
+
+    // The sim, the helper and the controller start in parallel, the agent once the helper
+    // serves (it would retry with a growing back-off otherwise). Under TCG each exec of
+    // these ASan binaries alone costs seconds.
+    const std::string log_level =
+        Env("LBCSI_CSI_VM_LOG_LEVEL").empty() ? "warn" : Env("LBCSI_CSI_VM_LOG_LEVEL");
+    std::vector<std::string> sim_args = {
+        sim_bin,           "--data-dir",   dir_ + "/sim",
+        "--jwt",           kToken,         "--listen",
+        "127.0.0.1:0",     "--ready-file", dir_ + "/sim-ready.json",
+        "--subsystem-nqn", nqn_,           "--log-level",
+        log_level};
+    // Both nvmet ports are the cluster's NVMe endpoints and its discovery endpoints (an
+    // nvmet port also answers for the discovery subsystem, listing itself).
+    for (std::string ep : {"127.0.0.1:4420", "127.0.0.1:4421"}) {
+      sim_args.insert(sim_args.end(), {"--nvme-endpoint", ep, "--discovery-endpoint", ep});
+    }
+    sim_.Start(sim_args, dir_ + "/lightos-sim.log");
+    helper_.Start(
+        {helper_bin, "--socket", dir_ + "/helper.sock", "--allowed-uid", "0", "--allowed-gid", "0",
+         "--allow-root-client", "--root", kubelet_, "--state-dir", dir_ + "/helper-state",
+         "--host-nqn-file", dir_ + "/etc/hostnqn", "--transport", "nvme", "--log-level", log_level},
+        dir_ + "/lbcsi-helper.log");
+    // No --cluster (list mode is not exercised here), so the controller needs nothing from
+    // the sim to start: StorageClass parameters and secrets in each request reach it.
+    controller_.Start(
+        {ctrl_bin, "--endpoint", "unix://" + dir_ + "/controller.sock", "--default-scheme", "grpc",
+         "--metrics-address", "", "--log-level", log_level},
+        dir_ + "/lbcsi-controller.log");
+    std::string mgmt;
+    WaitFor(
+        [&] {
+          auto doc = nlohmann::json::parse(ReadAll(dir_ + "/sim-ready.json"), nullptr, false);
+          if (doc.is_discarded() || !doc.contains("endpoints")) return !sim_.Alive();
+          mgmt = doc["endpoints"][0].get<std::string>();
+          return true;
+        },
+        std::chrono::seconds(90));
+    if (mgmt.empty()) {
+      return "lightos-sim did not become ready:\n" + ReadAll(dir_ + "/lightos-sim.log");
+    }
+    mgmt_ = mgmt;
+    SuiteNote("lightos-sim serving on " + mgmt_);
+    if (!WaitFor([&] { return fs::exists(dir_ + "/helper.sock") || !helper_.Alive(); },
+                 std::chrono::seconds(90)) ||
+        !helper_.Alive()) {
+      return "lbcsi-helper did not create its socket:\n" + ReadAll(dir_ + "/lbcsi-helper.log");
+    }
+    SuiteNote("lbcsi-helper serving");
+    agent_.Start({agent_bin, "--endpoint", "unix://" + dir_ + "/node.sock", "--node-id", kNodeId,
+                  "--helper-socket", dir_ + "/helper.sock", "--kubelet-root", kubelet_,
+                  "--state-dir", dir_ + "/agent-state", "--log-level", log_level},
+                 dir_ + "/lbcsi-agent.log");
+
+    auto ctrl_channel = Channel(dir_ + "/controller.sock");
+    auto node_channel = Channel(dir_ + "/node.sock");
+    auto ctrl_identity = csi::v1::Identity::NewStub(ctrl_channel);
+    auto node_identity = csi::v1::Identity::NewStub(node_channel);
+    // Probes every 200 ms: each failed one costs this (ASan) process CPU the daemons need.
+    if (!WaitFor([&] { return ProbeReady(*ctrl_identity) || !controller_.Alive(); },
+                 std::chrono::seconds(90), std::chrono::milliseconds(200)) ||
+        !controller_.Alive()) {
+      return "lbcsi-controller did not become ready:\n" + ReadAll(dir_ + "/lbcsi-controller.log");
+    }
+    SuiteNote("lbcsi-controller ready");
+    controller_stub_ = csi::v1::Controller::NewStub(ctrl_channel);
+    if (!WaitFor([&] { return ProbeReady(*node_identity) || !agent_.Alive(); },
+                 std::chrono::seconds(90), std::chrono::milliseconds(200)) ||
+        !agent_.Alive()) {
+      return "lbcsi-agent did not become ready:\n" + ReadAll(dir_ + "/lbcsi-agent.log") +
+             "\n--- helper ---\n" + ReadAll(dir_ + "/lbcsi-helper.log");
+    }
+    node_stub_ = csi::v1::Node::NewStub(node_channel);
+    return "";
+  }
+
+  static void SuiteNote(const std::string& what) {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - suite_t0_);
+    std::printf("[suite %6ld ms] %s\n", static_cast<long>(ms.count()), what.c_str());
+  }
+  void Note(const std::string& what) const {
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0_);
+    std::printf("[%6ld ms] %s\n", static_cast<long>(ms.count()), what.c_str());
+    std::fflush(stdout);
+  }
+
+  // One CSI call with a deadline.
+  template <typename Stub, typename Req, typename Resp>
+  static grpc::Status Call(grpc::Status (Stub::*fn)(grpc::ClientContext*, const Req&, Resp*),
+                           const Req& req, Resp* resp) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(90));
+    if constexpr (std::is_same_v<Stub, Ctl>) {
+      return (controller_stub_.get()->*fn)(&ctx, req, resp);
+    } else {
+      return (node_stub_.get()->*fn)(&ctx, req, resp);
+    }
+  }
+  template <typename Stub, typename Req, typename Resp>
+  static grpc::Status Call(grpc::Status (Stub::*fn)(grpc::ClientContext*, const Req&, Resp*),
+                           const Req& req) {
+    Resp resp;
+    return Call(fn, req, &resp);
+  }
+
+  // ---- CO-like requests: kubelet-style paths under the kubelet root ----
+  static std::string Staging(const std::string& pv) {
+    return kubelet_ + "/plugins/kubernetes.io/csi/csi.lightbitslabs.com/" + pv + "/globalmount";
+  }
+  static std::string Target(const std::string& pv) {
+    return kubelet_ + "/pods/pod1/volumes/kubernetes.io~csi/" + pv + "/mount";
+  }
+  // What kubelet does first: the staging dir and the target's parent exist.
+  static void PrepareNodeDirs(const std::string& pv) {
+    fs::create_directories(Staging(pv));
+    fs::create_directories(fs::path(Target(pv)).parent_path());
+  }
+  template <typename Req>
+  static void AddSecrets(Req* r) {
+    (*r->mutable_secrets())["jwt"] = kToken;
+  }
+
+  csi::v1::CreateVolumeRequest CreateReq(const std::string& name,
+                                         const csi::v1::VolumeCapability& cap) const {
+    csi::v1::CreateVolumeRequest r;
+    r.set_name(name);
+    *r.add_volume_capabilities() = cap;
+    r.mutable_capacity_range()->set_required_bytes(kGiB);
+    (*r.mutable_parameters())["mgmt-endpoint"] = mgmt_;
+    (*r.mutable_parameters())["mgmt-scheme"] = "grpc";
+    (*r.mutable_parameters())["replica-count"] = "1";
+    AddSecrets(&r);
+    return r;
+  }
+  csi::v1::ControllerPublishVolumeRequest PublishReq(const std::string& id,
+                                                     const csi::v1::VolumeCapability& cap) const {
+    csi::v1::ControllerPublishVolumeRequest r;
+    r.set_volume_id(id);
+    r.set_node_id(kNodeId);
+    *r.mutable_volume_capability() = cap;
+    AddSecrets(&r);
+    return r;
+  }
+  csi::v1::ControllerUnpublishVolumeRequest UnpublishReq(const std::string& id) const {
+    csi::v1::ControllerUnpublishVolumeRequest r;
+    r.set_volume_id(id);
+    r.set_node_id(kNodeId);
+    AddSecrets(&r);
+    return r;
+  }
+  csi::v1::DeleteVolumeRequest DeleteReq(const std::string& id) const {
+    csi::v1::DeleteVolumeRequest r;
+    r.set_volume_id(id);
+    AddSecrets(&r);
+    return r;
+  }
+  csi::v1::NodeStageVolumeRequest StageReq(const std::string& id, const std::string& pv,
+                                           const Context& pc, const Context& vc,
+                                           const csi::v1::VolumeCapability& cap) const {
+    csi::v1::NodeStageVolumeRequest r;
+    r.set_volume_id(id);
+    r.set_staging_target_path(Staging(pv));
+    *r.mutable_volume_capability() = cap;
+    *r.mutable_publish_context() = pc;
+    *r.mutable_volume_context() = vc;
+    return r;
+  }
+  csi::v1::NodeUnstageVolumeRequest UnstageReq(const std::string& id, const std::string& pv) const {
+    csi::v1::NodeUnstageVolumeRequest r;
+    r.set_volume_id(id);
+    r.set_staging_target_path(Staging(pv));
+    return r;
+  }
+  csi::v1::NodePublishVolumeRequest NodePublishReq(const std::string& id, const std::string& pv,
+                                                   const Context& pc, const Context& vc,
+                                                   const csi::v1::VolumeCapability& cap) const {
+    csi::v1::NodePublishVolumeRequest r;
+    r.set_volume_id(id);
+    r.set_staging_target_path(Staging(pv));
+    r.set_target_path(Target(pv));
+    *r.mutable_volume_capability() = cap;
+    *r.mutable_publish_context() = pc;
+    *r.mutable_volume_context() = vc;
+    return r;
+  }
+  csi::v1::NodeUnpublishVolumeRequest NodeUnpublishReq(const std::string& id,
+                                                       const std::string& pv) const {
+    csi::v1::NodeUnpublishVolumeRequest r;
+    r.set_volume_id(id);
+    r.set_target_path(Target(pv));
+    return r;
+  }
+
+  // ---- steps shared by both tests ----
+
+  // CreateVolume: 1 GiB, created empty, its image and a hidden namespace appear.
+  void Create(const std::string& name, const csi::v1::VolumeCapability& cap, std::string* id,
+              std::string* uuid, Context* volume_context) {
+    csi::v1::CreateVolumeResponse created;
+    ASSERT_RPC_OK(Call(&Ctl::CreateVolume, CreateReq(name, cap), &created));
+    *id = created.volume().volume_id();
+    *volume_context = created.volume().volume_context();
+    EXPECT_EQ(created.volume().capacity_bytes(), kGiB);
+    EXPECT_EQ(Get(*volume_context, lbcsi::csictx::kCreatedEmpty), "true");
+    auto parsed = lbcsi::ParseResourceId(*id);
+    ASSERT_TRUE(parsed.ok()) << *id;
+    *uuid = parsed->uuid;
+    EXPECT_EQ(fs::file_size(Image(*uuid)), static_cast<uintmax_t>(kGiB));
+    // Not published yet: the namespace exists but this host must not see it.
+    ASSERT_TRUE(WaitFor([&] { return NamespaceState(nqn_, *uuid) == "disabled"; },
+                        std::chrono::seconds(10)))
+        << "nvmet namespace state: '" << NamespaceState(nqn_, *uuid) << "'";
+    Note("CreateVolume " + *id);
+  }
+
+  // ControllerPublishVolume: the ACL gains this node's host NQN, publish_context points at
+  // the nvmet ports, the namespace becomes visible.
+  void Publish(const std::string& id, const std::string& uuid, const csi::v1::VolumeCapability& cap,
+               Context* pc) {
+    csi::v1::ControllerPublishVolumeResponse published;
+    ASSERT_RPC_OK(Call(&Ctl::ControllerPublishVolume, PublishReq(id, cap), &published));
+    *pc = published.publish_context();
+    EXPECT_EQ(Get(*pc, lbcsi::csictx::kSubsysNqn), nqn_);
+    EXPECT_EQ(Get(*pc, lbcsi::csictx::kNvmeEndpoints), "127.0.0.1:4420,127.0.0.1:4421");
+    EXPECT_EQ(Get(*pc, lbcsi::csictx::kDiscoveryEndpoints), "127.0.0.1:4420,127.0.0.1:4421");
+    EXPECT_EQ(Get(*pc, lbcsi::csictx::kNeverWritten), "true");
+    EXPECT_EQ(ReadAll(Acl(uuid)), host_nqn_ + "\n");
+    ASSERT_TRUE(
+        WaitFor([&] { return NamespaceState(nqn_, uuid) == "enabled"; }, std::chrono::seconds(10)))
+        << "the ACL admits this host but the namespace is '" << NamespaceState(nqn_, uuid) << "'";
+    Note("ControllerPublishVolume: ACL holds " + host_nqn_ + ", namespace enabled");
+  }
+
+  // Both paths through the discovery log: two live controllers of the subsystem.
+  void ExpectTwoLivePaths() {
+    auto ctrls = ControllersOf(nqn_);
+    EXPECT_EQ(ctrls.size(), 2u);
+    for (const auto& [name, state] : ctrls) EXPECT_EQ(state, "live") << name;
+  }
+
+  // NodeUnstage leaves no controller of the subsystem and no mount under the kubelet root.
+  void ExpectNodeClean(const std::string& what) {
+    EXPECT_TRUE(ControllersOf(nqn_).empty()) << what << ": controllers left";
+    for (const auto& m : MountsUnder(kubelet_))
+      ADD_FAILURE() << what << ": mount left " << m.target;
+  }
+
+  // ControllerUnpublish hides the namespace again, DeleteVolume removes image and namespace.
+  void UnpublishAndDelete(const std::string& id, const std::string& uuid) {
+    ASSERT_RPC_OK(Call(&Ctl::ControllerUnpublishVolume, UnpublishReq(id)));
+    EXPECT_EQ(ReadAll(Acl(uuid)), "ALLOW_NONE\n");
+    EXPECT_TRUE(
+        WaitFor([&] { return NamespaceState(nqn_, uuid) == "disabled"; }, std::chrono::seconds(10)))
+        << "namespace '" << NamespaceState(nqn_, uuid) << "' after ControllerUnpublish";
+    Note("ControllerUnpublishVolume: ACL ALLOW_NONE, namespace disabled");
+    ASSERT_RPC_OK(Call(&Ctl::DeleteVolume, DeleteReq(id)));
+    EXPECT_TRUE(WaitFor([&] { return !fs::exists(Image(uuid)); }, std::chrono::seconds(10)));
+    EXPECT_TRUE(
+        WaitFor([&] { return NamespaceState(nqn_, uuid).empty(); }, std::chrono::seconds(10)))
+        << "namespace still there after DeleteVolume";
+    Note("DeleteVolume: image and namespace gone");
+    ExpectNodeClean("end of test");
+    std::error_code ec;
+    size_t records = 0;
+    for (const auto& e : fs::directory_iterator(dir_ + "/agent-state/volumes", ec)) {
+      ++records;
+      ADD_FAILURE() << "agent record left: " << e.path() << "\n" << ReadAll(e.path());
+    }
+    EXPECT_EQ(records, 0u);
+  }
+
+  static std::string Image(const std::string& uuid) {
+    return dir_ + "/sim/volumes/" + uuid + ".img";
+  }
+  static std::string Acl(const std::string& uuid) { return dir_ + "/sim/volumes/" + uuid + ".acl"; }
+
+  inline static Clock::time_point suite_t0_;
+  inline static std::string suite_error_, dir_, kubelet_, nqn_, host_nqn_, mgmt_;
+  inline static bool target_up_ = false;
+  inline static Child sim_, controller_, helper_, agent_, sync_loop_;
+  inline static std::unique_ptr<Ctl> controller_stub_;
+  inline static std::unique_ptr<Nd> node_stub_;
+  Clock::time_point t0_;
+};
+
+// An ext4 volume from CreateVolume to DeleteVolume, with data, stats and an online expand.
+TEST_F(CsiLifecycleVmTest, FilesystemVolumeFullLifecycle) {
+  const std::string pv = "pv-fs";
+  std::string id, uuid;
+  Context vc, pc;
+  ASSERT_NO_FATAL_FAILURE(Create("vm-fs-volume", MountCap(), &id, &uuid, &vc));
+  ASSERT_NO_FATAL_FAILURE(Publish(id, uuid, MountCap(), &pc));
+
+  PrepareNodeDirs(pv);
+  ASSERT_RPC_OK(Call(&Nd::NodeStageVolume, StageReq(id, pv, pc, vc, MountCap())));
+  {
+    auto mounts = MountsUnder(Staging(pv));
+    ASSERT_EQ(mounts.size(), 1u);
+    EXPECT_EQ(mounts[0].fstype, "ext4");
+    const std::string dev = fs::path(mounts[0].source).filename();
+    EXPECT_EQ(dev.rfind("nvme", 0), 0u) << mounts[0].source;
+    EXPECT_EQ(ReadLine("/sys/block/" + dev + "/uuid"), uuid) << dev;
+    Note("NodeStageVolume: ext4 on " + mounts[0].source + " at the staging path");
+  }
+  ExpectTwoLivePaths();
+
+  ASSERT_RPC_OK(Call(&Nd::NodePublishVolume, NodePublishReq(id, pv, pc, vc, MountCap())));
+  ASSERT_EQ(MountsUnder(Target(pv)).size(), 1u) << "target is not a mount point";
+  EXPECT_EQ(WriteAndVerify(Target(pv) + "/data", 1 << 20, 'x'), "");
+  Note("NodePublishVolume; wrote, synced and read back 1 MiB through the target");
+
+  csi::v1::NodeGetVolumeStatsRequest stats_req;
+  stats_req.set_volume_id(id);
+  stats_req.set_volume_path(Target(pv));
+  csi::v1::NodeGetVolumeStatsResponse stats;
+  ASSERT_RPC_OK(Call(&Nd::NodeGetVolumeStats, stats_req, &stats));
+  ASSERT_GE(stats.usage_size(), 1);
+  EXPECT_EQ(stats.usage(0).unit(), csi::v1::VolumeUsage::BYTES);
+  EXPECT_GT(stats.usage(0).total(), kGiB * 8 / 10);
+  EXPECT_LE(stats.usage(0).total(), kGiB);
+  EXPECT_GE(stats.usage(0).used(), 1 << 20);
+  EXPECT_FALSE(stats.volume_condition().abnormal()) << stats.volume_condition().message();
+  const int64_t total_before = stats.usage(0).total();
+  Note("NodeGetVolumeStats: total " + std::to_string(total_before >> 20) + " MiB, used " +
+       std::to_string(stats.usage(0).used() >> 20) + " MiB, " + stats.volume_condition().message());
+
+  // Expand to 2 GiB: LightOS (the sim) grows the image, the sync loop makes nvmet re-read
+  // it (AEN to the host), then the agent grows ext4 online.
+  csi::v1::ControllerExpandVolumeRequest cexp;
+  cexp.set_volume_id(id);
+  cexp.mutable_capacity_range()->set_required_bytes(2 * kGiB);
+  *cexp.mutable_volume_capability() = MountCap();
+  AddSecrets(&cexp);
+  csi::v1::ControllerExpandVolumeResponse cexp_resp;
+  ASSERT_RPC_OK(Call(&Ctl::ControllerExpandVolume, cexp, &cexp_resp));
+  EXPECT_EQ(cexp_resp.capacity_bytes(), 2 * kGiB);
+  EXPECT_TRUE(cexp_resp.node_expansion_required());
+  EXPECT_EQ(fs::file_size(Image(uuid)), static_cast<uintmax_t>(2 * kGiB));
+  Note("ControllerExpandVolume: 2 GiB");
+
+  csi::v1::NodeExpandVolumeRequest nexp;
+  nexp.set_volume_id(id);
+  nexp.set_volume_path(Target(pv));
+  nexp.set_staging_target_path(Staging(pv));
+  nexp.mutable_capacity_range()->set_required_bytes(2 * kGiB);
+  *nexp.mutable_volume_capability() = MountCap();
+  csi::v1::NodeExpandVolumeResponse nexp_resp;
+  grpc::Status st;
+  int attempts = 0;
+  // UNAVAILABLE until the host has seen the new namespace size; kubelet retries the same.
+  for (auto end = Clock::now() + std::chrono::seconds(30);;) {
+    ++attempts;
+    st = Call(&Nd::NodeExpandVolume, nexp, &nexp_resp);
+    if (st.error_code() != grpc::StatusCode::UNAVAILABLE || Clock::now() > end) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  ASSERT_TRUE(st.ok()) << st.error_code() << " " << st.error_message();
+  EXPECT_EQ(nexp_resp.capacity_bytes(), 2 * kGiB);
+  Note("NodeExpandVolume: " + std::to_string(nexp_resp.capacity_bytes() >> 20) + " MiB after " +
+       std::to_string(attempts) + " call(s)");
+
+  struct statvfs sv {};
+  ASSERT_EQ(statvfs(Target(pv).c_str(), &sv), 0);
+  const uint64_t fs_bytes = static_cast<uint64_t>(sv.f_blocks) * sv.f_frsize;
+  EXPECT_GT(fs_bytes, static_cast<uint64_t>(kGiB) * 18 / 10);
+  EXPECT_LE(fs_bytes, static_cast<uint64_t>(2 * kGiB));
+  ASSERT_RPC_OK(Call(&Nd::NodeGetVolumeStats, stats_req, &stats));
+  EXPECT_GE(stats.usage(0).total(), total_before + kGiB * 9 / 10);
+  EXPECT_EQ(VerifyFile(Target(pv) + "/data", 1 << 20, 'x'), "");
+  EXPECT_EQ(WriteAndVerify(Target(pv) + "/after-grow", 1 << 20, 'y'), "");
+  Note("filesystem now " + std::to_string(fs_bytes >> 20) + " MiB; data intact, writes work");
+
+  ASSERT_RPC_OK(Call(&Nd::NodeUnpublishVolume, NodeUnpublishReq(id, pv)));
+  EXPECT_TRUE(MountsUnder(Target(pv)).empty());
+  ASSERT_RPC_OK(Call(&Nd::NodeUnstageVolume, UnstageReq(id, pv)));
+  ExpectNodeClean("after NodeUnstageVolume");
+  Note("NodeUnpublishVolume + NodeUnstageVolume: no mounts, controllers disconnected");
+
+  // Staged again (a pod moving back): the existing filesystem is found and mounted, not
+  // formatted; the data and the grown size survived the detach.
+  ASSERT_RPC_OK(Call(&Nd::NodeStageVolume, StageReq(id, pv, pc, vc, MountCap())));
+  EXPECT_EQ(VerifyFile(Staging(pv) + "/data", 1 << 20, 'x'), "");
+  EXPECT_EQ(VerifyFile(Staging(pv) + "/after-grow", 1 << 20, 'y'), "");
+  ASSERT_EQ(statvfs(Staging(pv).c_str(), &sv), 0);
+  EXPECT_EQ(static_cast<uint64_t>(sv.f_blocks) * sv.f_frsize, fs_bytes);
+  ASSERT_RPC_OK(Call(&Nd::NodeUnstageVolume, UnstageReq(id, pv)));
+  ExpectNodeClean("after the second NodeUnstageVolume");
+  Note("re-staged: data and size intact; unstaged again");
+
+  UnpublishAndDelete(id, uuid);
+}
+
+// A raw block volume: the pod's target is the device itself; data written through it
+// lands in the volume's image on the target side.
+TEST_F(CsiLifecycleVmTest, RawBlockVolumeStagePublish) {
+  const std::string pv = "pv-block";
+  std::string id, uuid;
+  Context vc, pc;
+  ASSERT_NO_FATAL_FAILURE(Create("vm-block-volume", BlockCap(), &id, &uuid, &vc));
+  ASSERT_NO_FATAL_FAILURE(Publish(id, uuid, BlockCap(), &pc));
+
+  PrepareNodeDirs(pv);
+  ASSERT_RPC_OK(Call(&Nd::NodeStageVolume, StageReq(id, pv, pc, vc, BlockCap())));
+  ExpectTwoLivePaths();
+  ASSERT_RPC_OK(Call(&Nd::NodePublishVolume, NodePublishReq(id, pv, pc, vc, BlockCap())));
+  struct stat sb {};
+  ASSERT_EQ(stat(Target(pv).c_str(), &sb), 0);
+  ASSERT_TRUE(S_ISBLK(sb.st_mode));
+  Note("NodeStageVolume + NodePublishVolume (block): target is a block device");
+
+  // 1 MiB at offset 3 MiB, written and read back with O_DIRECT through the target, then
+  // found at the same offset of the image behind the nvmet namespace.
+  std::string payload(1 << 20, '\0');
+  for (size_t i = 0; i < payload.size(); ++i) payload[i] = static_cast<char>((i * 131) ^ (i >> 9));
+  std::string data = payload;
+  ASSERT_EQ(DirectIo(Target(pv), 3 << 20, &data, /*write_it=*/true), "");
+  std::string back(payload.size(), '\0');
+  ASSERT_EQ(DirectIo(Target(pv), 3 << 20, &back, /*write_it=*/false), "");
+  EXPECT_TRUE(back == payload) << "read back through the target differs";
+  {
+    std::ifstream img(Image(uuid), std::ios::binary);
+    img.seekg(3 << 20);
+    std::string on_target(payload.size(), '\0');
+    img.read(on_target.data(), static_cast<std::streamsize>(on_target.size()));
+    EXPECT_TRUE(img.good() && on_target == payload) << "the image does not hold the written data";
+  }
+  Note("1 MiB written through the target is in the volume's image");
+
+  csi::v1::NodeGetVolumeStatsRequest stats_req;
+  stats_req.set_volume_id(id);
+  stats_req.set_volume_path(Target(pv));
+  csi::v1::NodeGetVolumeStatsResponse stats;
+  ASSERT_RPC_OK(Call(&Nd::NodeGetVolumeStats, stats_req, &stats));
+  ASSERT_GE(stats.usage_size(), 1);
+  EXPECT_EQ(stats.usage(0).total(), kGiB);
+  EXPECT_FALSE(stats.volume_condition().abnormal()) << stats.volume_condition().message();
+
+  ASSERT_RPC_OK(Call(&Nd::NodeUnpublishVolume, NodeUnpublishReq(id, pv)));
+  EXPECT_FALSE(fs::exists(Target(pv)));
+  ASSERT_RPC_OK(Call(&Nd::NodeUnstageVolume, UnstageReq(id, pv)));
+  ExpectNodeClean("after NodeUnstageVolume");
+  Note("NodeUnpublishVolume + NodeUnstageVolume (block): controllers disconnected");
+
+  UnpublishAndDelete(id, uuid);
+}
+
+}  // namespace
