@@ -2,13 +2,6 @@
 // (or by the start-up reconcile). The pod spec is hostile input: the cluster,
 // project, credentials and limits come only from the node's configuration.
 
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-
-#include "agent/context_keys.h"
 #include "agent/node_service.h"
 #include "agent/request_checks.h"
 #include "common/logging.h"
@@ -108,21 +101,6 @@ absl::StatusOr<EphemeralParams> CheckAttributes(
   }
   p.fs_type = !cap_fs.empty() ? cap_fs : !attr_fs.empty() ? attr_fs : cfg.default_fs_type;
   return p;
-}
-
-absl::Status MakeDirs(const std::string& path) {
-  // Only the part below the agent-owned plugin directory is created here.
-  size_t pos = 1;
-  while (true) {
-    pos = path.find('/', pos);
-    std::string prefix = pos == std::string::npos ? path : path.substr(0, pos);
-    if (mkdir(prefix.c_str(), 0750) != 0 && errno != EEXIST) {
-      return absl::FailedPreconditionError(
-          Cat("cannot create the ephemeral mount point ", prefix, ": ", std::strerror(errno)));
-    }
-    if (pos == std::string::npos) return absl::OkStatus();
-    ++pos;
-  }
 }
 
 }  // namespace
@@ -249,14 +227,15 @@ absl::Status NodeService::PublishEphemeral(const csi::v1::NodePublishVolumeReque
       a.set_port(hp.port);
       where.discovery.push_back(a);
     }
-    RETURN_IF_ERROR(MakeDirs(want.staging_path));
     state::StageRecord stage;
     stage.path = want.staging_path;
     stage.fs_type = want.fs_type;
     stage.access_mode = csi::v1::VolumeCapability::AccessMode::SINGLE_NODE_WRITER;
+    StageOptions sopts;
+    sopts.driver_owned_path = true;  // the helper creates the private mount point
     RETURN_IF_ERROR(AttachProbeFormatMount(rec.volume_uuid, where, stage,
                                            hv1::NEVER_WRITTEN_PROOF_CREATED_EMPTY, "eph_publish",
-                                           deadline));
+                                           deadline, /*passphrase=*/{}, sopts));
     hv1::PublishRequest preq;
     preq.set_volume_uuid(rec.volume_uuid);
     preq.set_target_path(want.target_path);
@@ -299,13 +278,12 @@ absl::Status NodeService::DeleteEphemeral(VolumeRecord& rec, absl::Time deadline
     RETURN_IF_ERROR(deps_.helper->Unpublish(ureq, HelperDeadline(deadline)).status());
   }
   CHECKPOINT("eph_unpublish.after_unpublish");
+  // The private mount point is the driver's, created by the helper at
+  // publish; the helper removes it too (the agent never writes there).
   hv1::UnmountRequest mreq;
   mreq.set_staging_path(e.staging_path);
+  mreq.set_remove_staging_path(true);
   RETURN_IF_ERROR(deps_.helper->Unmount(mreq, HelperDeadline(deadline)).status());
-  if (rmdir(e.staging_path.c_str()) != 0 && errno != ENOENT) {
-    LOG(kWarn, "cannot remove an inline volume's mount point", {"path", e.staging_path},
-        {"error", std::strerror(errno)});
-  }
   CHECKPOINT("eph_unpublish.after_unmount");
   if (!rec.volume_uuid.empty()) {
     hv1::DetachRequest dreq;

@@ -1,5 +1,7 @@
 #include "agent/helper_client.h"
 
+#include "agent/metrics.h"
+
 #include <grpcpp/client_context.h>
 #include <grpcpp/create_channel.h>
 
@@ -30,7 +32,9 @@ absl::StatusOr<Resp> HelperClient::Call(Method<Req, Resp> method, std::string_vi
   ctx.set_wait_for_ready(true);
   Resp resp;
   LOG(kDebug, "helper call", {"method", name}, log::Field::Proto("request", req));
+  absl::Time start = absl::Now();
   grpc::Status st = ((*stub_).*method)(&ctx, req, &resp);
+  RecordHelperCall(metrics_, name, FromGrpcStatus(st), absl::ToDoubleSeconds(absl::Now() - start));
   if (!st.ok()) {
     absl::Status s = FromGrpcStatus(st);
     LOG(kDebug, "helper call failed", {"method", name}, {"status", s});
@@ -81,6 +85,18 @@ absl::StatusOr<hv1::ExpandFilesystemResponse> HelperClient::ExpandFilesystem(
 absl::StatusOr<hv1::StatsResponse> HelperClient::Stats(const hv1::StatsRequest& req,
                                                        absl::Time deadline) {
   return Call(&hv1::NodeHelper::StubInterface::Stats, "Stats", req, deadline);
+}
+absl::StatusOr<hv1::FormatEncryptedResponse> HelperClient::FormatEncrypted(
+    const hv1::FormatEncryptedRequest& req, absl::Time deadline) {
+  return Call(&hv1::NodeHelper::StubInterface::FormatEncrypted, "FormatEncrypted", req, deadline);
+}
+absl::StatusOr<hv1::OpenEncryptedResponse> HelperClient::OpenEncrypted(
+    const hv1::OpenEncryptedRequest& req, absl::Time deadline) {
+  return Call(&hv1::NodeHelper::StubInterface::OpenEncrypted, "OpenEncrypted", req, deadline);
+}
+absl::StatusOr<hv1::CloseEncryptedResponse> HelperClient::CloseEncrypted(
+    const hv1::CloseEncryptedRequest& req, absl::Time deadline) {
+  return Call(&hv1::NodeHelper::StubInterface::CloseEncrypted, "CloseEncrypted", req, deadline);
 }
 absl::StatusOr<hv1::InventoryResponse> HelperClient::Inventory(absl::Time deadline) {
   return Call(&hv1::NodeHelper::StubInterface::Inventory, "Inventory", hv1::InventoryRequest(),

@@ -11,6 +11,7 @@
 #include <grpcpp/channel.h>
 
 #include "lbcsi/helper/v1/helper.grpc.pb.h"
+#include "metrics/registry.h"
 
 namespace lbcsi::agent {
 
@@ -19,6 +20,8 @@ namespace hv1 = ::lbcsi::helper::v1;
 class HelperClient {
  public:
   explicit HelperClient(std::shared_ptr<grpc::Channel> channel);
+  // Counts and times every call (agent/metrics.h); null: not recorded.
+  void SetMetrics(metrics::Registry* registry) { metrics_ = registry; }
   // Connects lazily to the helper's unix socket.
   static std::unique_ptr<HelperClient> ForSocket(const std::string& socket_path);
 
@@ -36,6 +39,13 @@ class HelperClient {
       const hv1::ExpandFilesystemRequest& req, absl::Time deadline);
   absl::StatusOr<hv1::StatsResponse> Stats(const hv1::StatsRequest& req, absl::Time deadline);
   absl::StatusOr<hv1::InventoryResponse> Inventory(absl::Time deadline);
+  // Host encryption; the passphrase travels in a csi_secret field (redacted in logs).
+  absl::StatusOr<hv1::FormatEncryptedResponse> FormatEncrypted(
+      const hv1::FormatEncryptedRequest& req, absl::Time deadline);
+  absl::StatusOr<hv1::OpenEncryptedResponse> OpenEncrypted(const hv1::OpenEncryptedRequest& req,
+                                                           absl::Time deadline);
+  absl::StatusOr<hv1::CloseEncryptedResponse> CloseEncrypted(
+      const hv1::CloseEncryptedRequest& req, absl::Time deadline);
 
  private:
   template <typename Req, typename Resp>
@@ -46,6 +56,7 @@ class HelperClient {
                             absl::Time deadline);
 
   std::unique_ptr<hv1::NodeHelper::StubInterface> stub_;
+  metrics::Registry* metrics_ = nullptr;
 };
 
 }  // namespace lbcsi::agent

@@ -26,6 +26,8 @@ grpc::Status IdentityService::GetPluginCapabilities(grpc::ServerContext*,
       csi::v1::PluginCapability::Service::CONTROLLER_SERVICE);
   resp->add_capabilities()->mutable_volume_expansion()->set_type(
       csi::v1::PluginCapability::VolumeExpansion::ONLINE);
+  resp->add_capabilities()->mutable_volume_expansion()->set_type(
+      csi::v1::PluginCapability::VolumeExpansion::OFFLINE);
   return grpc::Status::OK;
 }
 

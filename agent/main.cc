@@ -1,6 +1,9 @@
 // lbcsi-agent: CSI Identity + Node on kubelet's plugin socket, unprivileged.
 // Wires flags, state, the helper client and the services together.
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <memory>
@@ -10,15 +13,37 @@
 
 #include "agent/config.h"
 #include "agent/identity_service.h"
+#include "agent/metrics.h"
 #include "agent/node_service.h"
 #include "common/grpc_server.h"
 #include "common/logging.h"
 #include "lightos/client_pool.h"
+#include "metrics/http_exporter.h"
 
 namespace {
 
 using namespace lbcsi;
 using namespace lbcsi::agent;
+
+// Restart tests (tests/agent/restart_test.cc): LBCSI_CRASH_AT=<point> makes the
+// process kill itself with SIGKILL when it reaches that point of
+// agent/crash_points.h, a real kill -9 at a known place. Unset in production.
+absl::StatusOr<CrashHook> CrashHookFromEnv() {
+  const char* at = std::getenv("LBCSI_CRASH_AT");
+  if (at == nullptr || *at == '\0') return CrashHook();
+  std::string point = at;
+  bool known = false;
+  for (std::string_view p : kCrashPoints) known = known || p == point;
+  if (!known) return absl::InvalidArgumentError(Cat("LBCSI_CRASH_AT: unknown point ", point));
+  LOG(kWarn, "TEST HOOK: this agent kills itself at a crash point", {"point", point});
+  return CrashHook([point](std::string_view reached) -> absl::Status {
+    if (reached == point) {
+      LOG(kWarn, "TEST HOOK: SIGKILL at crash point", {"point", point});
+      raise(SIGKILL);
+    }
+    return absl::OkStatus();
+  });
+}
 
 int Run(int argc, char** argv) {
   AgentConfig config;
@@ -48,7 +73,8 @@ int Run(int argc, char** argv) {
   app.add_option("--log-format", config.log_format, "text|json")
       ->envname(env("LOG_FORMAT"))
       ->capture_default_str();
-  app.add_option("--metrics-address", config.metrics_address, "host:port for /metrics (unused yet)")
+  app.add_option("--metrics-address", config.metrics_address,
+                 "host:port for Prometheus /metrics (empty disables; port 0 picks one)")
       ->envname(env("METRICS_ADDRESS"));
   app.add_option("--max-volumes", config.max_volumes, "max_volumes_per_node reported to the CO")
       ->envname(env("MAX_VOLUMES"))
@@ -78,8 +104,22 @@ int Run(int argc, char** argv) {
     LOG(kError, "invalid configuration", {"status", s});
     return 2;
   }
+  absl::StatusOr<CrashHook> crash_hook = CrashHookFromEnv();
+  if (!crash_hook.ok()) {
+    LOG(kError, "invalid test hook", {"status", crash_hook.status()});
+    return 2;
+  }
+  metrics::Registry& registry = metrics::Registry::Global();
+  DescribeAgentMetrics(registry);
+  std::unique_ptr<metrics::HttpExporter> exporter;
   if (!config.metrics_address.empty()) {
-    LOG(kWarn, "--metrics-address is accepted but metrics are not served yet");
+    auto e = metrics::HttpExporter::Start(registry, config.metrics_address);
+    if (!e.ok()) {
+      LOG(kError, "cannot serve metrics", {"status", e.status()});
+      return 1;
+    }
+    exporter = *std::move(e);
+    LOG(kInfo, "metrics", {"address", config.metrics_address}, {"port", exporter->port()});
   }
 
   BlockTerminationSignals();
@@ -89,6 +129,7 @@ int Run(int argc, char** argv) {
     return 1;
   }
   std::shared_ptr<HelperClient> helper = HelperClient::ForSocket(config.helper_socket);
+  helper->SetMetrics(&registry);
 
   lightos::PoolOptions pool;
   if (config.ephemeral) {
@@ -102,6 +143,8 @@ int Run(int argc, char** argv) {
   deps.helper = helper;
   deps.store = std::shared_ptr<state::Store>(std::move(*store));
   deps.lightos = factory;
+  deps.metrics = &registry;
+  deps.crash_hook = *crash_hook;
   NodeService node(std::move(deps));
   IdentityService identity(config, helper);
 

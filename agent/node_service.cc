@@ -2,14 +2,17 @@
 
 #include <arpa/inet.h>
 
+#include <string.h>
+
 #include <algorithm>
 #include <chrono>
 
-#include "agent/context_keys.h"
+#include "agent/metrics.h"
 #include "agent/request_checks.h"
 #include "common/logging.h"
 #include "common/status.h"
 #include "common/strings.h"
+#include "csicontext/keys.h"
 
 namespace lbcsi::agent {
 
@@ -31,9 +34,12 @@ absl::Time DeadlineOf(const grpc::ServerContext* ctx) {
 
 // Runs a plain-status body at the gRPC edge, with one log line per call.
 template <typename Fn>
-grpc::Status Edge(std::string_view rpc, std::string_view volume_id, Fn&& body) {
+grpc::Status Edge(metrics::Registry* registry, std::string_view rpc, std::string_view volume_id,
+                  Fn&& body) {
   LOG(kInfo, "call", {"rpc", rpc}, {"volume_id", volume_id});
+  absl::Time start = absl::Now();
   absl::Status s = body();
+  RecordRpc(registry, rpc, s, absl::ToDoubleSeconds(absl::Now() - start));
   if (!s.ok()) {
     LOG(kWarn, "call failed", {"rpc", rpc}, {"volume_id", volume_id}, {"status", s});
   }
@@ -94,6 +100,23 @@ bool SamePublish(const PublishRecord& a, const PublishRecord& b) {
          a.selinux_context == b.selinux_context;
 }
 
+// The node-stage Secret key of the shipped plugin's host-encryption passphrase.
+constexpr char kPassphraseKey[] = "host-encryption-passphrase";
+constexpr size_t kMaxPassphraseBytes = 512;  // the helper's limit too
+
+// Overwrites a copy of the passphrase once the helper call is done.
+void WipePassphrase(hv1::Passphrase* p) {
+  std::string* v = p->mutable_value();
+  if (!v->empty()) explicit_bzero(v->data(), v->size());
+  v->clear();
+}
+
+bool IsMultiNode(int access_mode) {
+  return access_mode == csi::v1::VolumeCapability::AccessMode::MULTI_NODE_READER_ONLY ||
+         access_mode == csi::v1::VolumeCapability::AccessMode::MULTI_NODE_SINGLE_WRITER ||
+         access_mode == csi::v1::VolumeCapability::AccessMode::MULTI_NODE_MULTI_WRITER;
+}
+
 std::string_view ProofName(int proof) {
   switch (proof) {
     case hv1::NEVER_WRITTEN_PROOF_WRITTEN_BYTES_ZERO: return "written-bytes-zero";
@@ -121,14 +144,15 @@ grpc::Status NodeService::NodeStageVolume(grpc::ServerContext* ctx,
                                           const csi::v1::NodeStageVolumeRequest* req,
                                           csi::v1::NodeStageVolumeResponse*) {
   LOG(kDebug, "request", log::Field::Proto("NodeStageVolume", *req));
-  return Edge("NodeStageVolume", req->volume_id(), [&] { return Stage(*req, DeadlineOf(ctx)); });
+  return Edge(deps_.metrics, "NodeStageVolume", req->volume_id(),
+              [&] { return Stage(*req, DeadlineOf(ctx)); });
 }
 
 grpc::Status NodeService::NodeUnstageVolume(grpc::ServerContext* ctx,
                                             const csi::v1::NodeUnstageVolumeRequest* req,
                                             csi::v1::NodeUnstageVolumeResponse*) {
   LOG(kDebug, "request", log::Field::Proto("NodeUnstageVolume", *req));
-  return Edge("NodeUnstageVolume", req->volume_id(),
+  return Edge(deps_.metrics, "NodeUnstageVolume", req->volume_id(),
               [&] { return Unstage(*req, DeadlineOf(ctx)); });
 }
 
@@ -136,7 +160,7 @@ grpc::Status NodeService::NodePublishVolume(grpc::ServerContext* ctx,
                                             const csi::v1::NodePublishVolumeRequest* req,
                                             csi::v1::NodePublishVolumeResponse*) {
   LOG(kDebug, "request", log::Field::Proto("NodePublishVolume", *req));
-  return Edge("NodePublishVolume", req->volume_id(),
+  return Edge(deps_.metrics, "NodePublishVolume", req->volume_id(),
               [&] { return Publish(*req, DeadlineOf(ctx)); });
 }
 
@@ -144,24 +168,28 @@ grpc::Status NodeService::NodeUnpublishVolume(grpc::ServerContext* ctx,
                                               const csi::v1::NodeUnpublishVolumeRequest* req,
                                               csi::v1::NodeUnpublishVolumeResponse*) {
   LOG(kDebug, "request", log::Field::Proto("NodeUnpublishVolume", *req));
-  return Edge("NodeUnpublishVolume", req->volume_id(),
+  return Edge(deps_.metrics, "NodeUnpublishVolume", req->volume_id(),
               [&] { return Unpublish(*req, DeadlineOf(ctx)); });
 }
 
 grpc::Status NodeService::NodeGetVolumeStats(grpc::ServerContext* ctx,
                                              const csi::v1::NodeGetVolumeStatsRequest* req,
                                              csi::v1::NodeGetVolumeStatsResponse* resp) {
-  return ToGrpcStatus([&]() -> absl::Status {
+  // Not logged per call (kubelet polls it), but counted and timed.
+  absl::Time start = absl::Now();
+  absl::Status s = [&]() -> absl::Status {
     ASSIGN_OR_RETURN(*resp, Stats(*req, DeadlineOf(ctx)));
     return absl::OkStatus();
-  }());
+  }();
+  RecordRpc(deps_.metrics, "NodeGetVolumeStats", s, absl::ToDoubleSeconds(absl::Now() - start));
+  return ToGrpcStatus(s);
 }
 
 grpc::Status NodeService::NodeExpandVolume(grpc::ServerContext* ctx,
                                            const csi::v1::NodeExpandVolumeRequest* req,
                                            csi::v1::NodeExpandVolumeResponse* resp) {
   LOG(kDebug, "request", log::Field::Proto("NodeExpandVolume", *req));
-  return Edge("NodeExpandVolume", req->volume_id(), [&]() -> absl::Status {
+  return Edge(deps_.metrics, "NodeExpandVolume", req->volume_id(), [&]() -> absl::Status {
     ASSIGN_OR_RETURN(*resp, Expand(*req, DeadlineOf(ctx)));
     return absl::OkStatus();
   });
@@ -196,20 +224,20 @@ absl::StatusOr<NodeService::Where> NodeService::ResolveDataPath(
     auto it = pc.find(key);
     return it == pc.end() ? std::string() : it->second;
   };
-  w.subsystem_nqn = get(keys::kSubsysNqn);
+  w.subsystem_nqn = get(csictx::kSubsysNqn);
   if (!w.subsystem_nqn.empty()) {
     if (w.subsystem_nqn.size() > 223 || !w.subsystem_nqn.starts_with("nqn.")) {
-      return InvalidField(Cat("publish_context[", keys::kSubsysNqn, "]"), "not an NQN");
+      return InvalidField(Cat("publish_context[", csictx::kSubsysNqn, "]"), "not an NQN");
     }
-    ASSIGN_OR_RETURN(w.nvme, ParseAddresses(Cat("publish_context[", keys::kNvmeEndpoints, "]"),
-                                            get(keys::kNvmeEndpoints)));
+    ASSIGN_OR_RETURN(w.nvme, ParseAddresses(Cat("publish_context[", csictx::kNvmeEndpoints, "]"),
+                                            get(csictx::kNvmeEndpoints)));
     ASSIGN_OR_RETURN(w.discovery,
-                     ParseAddresses(Cat("publish_context[", keys::kDiscoveryEndpoints, "]"),
-                                    get(keys::kDiscoveryEndpoints)));
+                     ParseAddresses(Cat("publish_context[", csictx::kDiscoveryEndpoints, "]"),
+                                    get(csictx::kDiscoveryEndpoints)));
     if (w.nvme.empty() && w.discovery.empty()) {
       return InvalidField("publish_context", "names no NVMe or discovery endpoint");
     }
-    if (IsTrue(pc, keys::kNeverWritten)) *proof = hv1::NEVER_WRITTEN_PROOF_WRITTEN_BYTES_ZERO;
+    if (IsTrue(pc, csictx::kNeverWritten)) *proof = hv1::NEVER_WRITTEN_PROOF_WRITTEN_BYTES_ZERO;
     return w;
   }
   // No data-path facts: a volume published by the shipped plugin. Ask LightOS
@@ -258,7 +286,9 @@ absl::StatusOr<NodeService::Where> NodeService::ResolveDataPath(
 
 absl::Status NodeService::AttachProbeFormatMount(const std::string& uuid, const Where& where,
                                                  const StageRecord& stage, int proof,
-                                                 std::string_view p, absl::Time deadline) {
+                                                 std::string_view p, absl::Time deadline,
+                                                 std::string_view passphrase,
+                                                 const StageOptions& opts) {
   hv1::AttachRequest areq;
   areq.set_volume_uuid(uuid);
   areq.set_subsystem_nqn(where.subsystem_nqn);
@@ -269,10 +299,15 @@ absl::Status NodeService::AttachProbeFormatMount(const std::string& uuid, const 
   LOG(kInfo, "attached", {"volume_uuid", uuid}, {"device", attached.device_name()},
       {"size_bytes", attached.size_bytes()});
   CHECKPOINT(Cat(p, ".after_attach"));
+  if (stage.encrypted) {
+    RETURN_IF_ERROR(OpenEncryptedVolume(uuid, stage, proof, passphrase, deadline));
+    CHECKPOINT(Cat(p, ".after_open"));
+  }
   if (stage.block) return absl::OkStatus();
 
   hv1::ProbeRequest preq;
   preq.set_volume_uuid(uuid);
+  preq.set_encrypted(stage.encrypted);
   ASSIGN_OR_RETURN(hv1::ProbeResponse probe, deps_.helper->Probe(preq, HelperDeadline(deadline)));
   CHECKPOINT(Cat(p, ".after_probe"));
 
@@ -303,6 +338,7 @@ absl::Status NodeService::AttachProbeFormatMount(const std::string& uuid, const 
     freq.set_volume_uuid(uuid);
     freq.set_fs_type(HelperFs(fs));
     freq.set_proof(static_cast<hv1::NeverWrittenProof>(proof));
+    freq.set_encrypted(stage.encrypted);
     LOG(kInfo, "formatting", {"volume_uuid", uuid}, {"fs_type", fs}, {"proof", ProofName(proof)});
     ASSIGN_OR_RETURN(hv1::FormatResponse formatted,
                      deps_.helper->Format(freq, HelperDeadline(deadline)));
@@ -331,30 +367,86 @@ absl::Status NodeService::AttachProbeFormatMount(const std::string& uuid, const 
   mreq.set_read_only(stage.read_only);
   AddOptions(&mreq, stage.mount_options);
   mreq.set_selinux_context(stage.selinux_context);
+  mreq.set_encrypted(stage.encrypted);
+  mreq.set_create_staging_path(opts.driver_owned_path);
   ASSIGN_OR_RETURN(hv1::MountResponse mounted, deps_.helper->Mount(mreq, HelperDeadline(deadline)));
   (void)mounted;
   CHECKPOINT(Cat(p, ".after_mount"));
 
-  // A restore or clone larger than its source: the filesystem is smaller than
-  // the device. Grow it now; filesystems take a few percent for metadata, so
-  // only a clear gap counts.
-  if (!fresh && !stage.read_only) {
-    hv1::StatsRequest sreq;
-    sreq.set_volume_uuid(uuid);
-    sreq.set_path(stage.path);
-    ASSIGN_OR_RETURN(hv1::StatsResponse stats, deps_.helper->Stats(sreq, HelperDeadline(deadline)));
-    uint64_t device = std::max(attached.size_bytes(), probe.size_bytes());
-    if (device > stats.total_bytes() + device / 10) {
-      hv1::ExpandFilesystemRequest ereq;
-      ereq.set_volume_uuid(uuid);
-      ereq.set_mount_path(stage.path);
-      ASSIGN_OR_RETURN(hv1::ExpandFilesystemResponse grown,
-                       deps_.helper->ExpandFilesystem(ereq, HelperDeadline(deadline)));
+  // A restore or clone may be larger than its source, so its filesystem
+  // smaller than the device. The helper compares the two sizes itself and
+  // grows only when needed (a cheap no-op otherwise), so every volume with a
+  // content source is checked. An error fails the stage: a filesystem smaller
+  // than the size asked for is not silently handed to the pod.
+  if (opts.has_content_source && !fresh && !stage.read_only) {
+    hv1::ExpandFilesystemRequest ereq;
+    ereq.set_volume_uuid(uuid);
+    ereq.set_mount_path(stage.path);
+    ereq.set_encrypted(stage.encrypted);
+    ASSIGN_OR_RETURN(hv1::ExpandFilesystemResponse grown,
+                     deps_.helper->ExpandFilesystem(ereq, HelperDeadline(deadline)));
+    if (grown.grown()) {
       LOG(kInfo, "grew filesystem at stage", {"volume_uuid", uuid},
           {"fs_bytes", grown.filesystem_size_bytes()}, {"device_bytes", grown.device_size_bytes()});
     }
   }
   return absl::OkStatus();
+}
+
+absl::Status NodeService::OpenEncryptedVolume(const std::string& uuid, const StageRecord& stage,
+                                              int proof, std::string_view passphrase,
+                                              absl::Time deadline) {
+  if (passphrase.empty()) {
+    return InvalidField("secrets", "\"", kPassphraseKey,
+                        "\" is required to stage a host-encrypted volume");
+  }
+  hv1::ProbeRequest preq;
+  preq.set_volume_uuid(uuid);
+  ASSIGN_OR_RETURN(hv1::ProbeResponse raw, deps_.helper->Probe(preq, HelperDeadline(deadline)));
+  if (raw.kind() == hv1::CONTENT_KIND_BLANK) {
+    // Rule 1 for the LUKS header as for a filesystem.
+    if (stage.read_only || IsMultiNode(stage.access_mode)) {
+      return absl::FailedPreconditionError(
+          "host-encrypted volume holds no LUKS header and is read-only or multi-node: refusing "
+          "to format it");
+    }
+    if (proof == hv1::NEVER_WRITTEN_PROOF_UNSPECIFIED) {
+      return absl::FailedPreconditionError(
+          "host-encrypted volume holds no LUKS header and there is no proof it was never "
+          "written: refusing to format it");
+    }
+    hv1::FormatEncryptedRequest freq;
+    freq.set_volume_uuid(uuid);
+    freq.set_proof(static_cast<hv1::NeverWrittenProof>(proof));
+    freq.mutable_passphrase()->set_value(std::string(passphrase));
+    LOG(kInfo, "formatting LUKS2", {"volume_uuid", uuid}, {"proof", ProofName(proof)});
+    absl::StatusOr<hv1::FormatEncryptedResponse> formatted =
+        deps_.helper->FormatEncrypted(freq, HelperDeadline(deadline));
+    WipePassphrase(freq.mutable_passphrase());
+    RETURN_IF_ERROR(formatted.status());
+  } else if (raw.kind() != hv1::CONTENT_KIND_CRYPTO) {
+    return absl::FailedPreconditionError(
+        Cat("volume id says host-encrypted, but the volume holds ",
+            raw.type().empty() ? "an unknown signature" : raw.type(),
+            ", not a LUKS header: refusing to use it"));
+  }
+  hv1::OpenEncryptedRequest oreq;
+  oreq.set_volume_uuid(uuid);
+  oreq.set_read_only(stage.read_only);
+  oreq.mutable_passphrase()->set_value(std::string(passphrase));
+  absl::StatusOr<hv1::OpenEncryptedResponse> opened =
+      deps_.helper->OpenEncrypted(oreq, HelperDeadline(deadline));
+  WipePassphrase(oreq.mutable_passphrase());
+  RETURN_IF_ERROR(opened.status());
+  LOG(kInfo, "opened encrypted volume", {"volume_uuid", uuid}, {"mapping", opened->mapper_name()},
+      {"already_open", opened->already_open()});
+  return absl::OkStatus();
+}
+
+absl::Status NodeService::CloseEncryptedVolume(const std::string& uuid, absl::Time deadline) {
+  hv1::CloseEncryptedRequest creq;
+  creq.set_volume_uuid(uuid);
+  return deps_.helper->CloseEncrypted(creq, HelperDeadline(deadline)).status();
 }
 
 absl::Status NodeService::UndoStage(VolumeRecord& rec, absl::Time deadline) {
@@ -364,6 +456,7 @@ absl::Status NodeService::UndoStage(VolumeRecord& rec, absl::Time deadline) {
     ureq.set_staging_path(rec.stage->path);
     RETURN_IF_ERROR(deps_.helper->Unmount(ureq, HelperDeadline(deadline)).status());
   }
+  if (rec.stage->encrypted) RETURN_IF_ERROR(CloseEncryptedVolume(rec.volume_uuid, deadline));
   hv1::DetachRequest dreq;
   dreq.set_volume_uuid(rec.volume_uuid);
   dreq.set_subsystem_nqn(rec.subsystem_nqn);
@@ -379,8 +472,18 @@ absl::Status NodeService::Stage(const csi::v1::NodeStageVolumeRequest& req, absl
   ASSIGN_OR_RETURN(CapabilityInfo cap,
                    CheckCapability("volume_capability", req.volume_capability()));
   ASSIGN_OR_RETURN(ResourceId id, ParseVolumeId(req.volume_id()));
+  std::string_view passphrase;
   if (id.host_encryption) {
-    return absl::FailedPreconditionError("host encryption is not supported yet");
+    auto it = req.secrets().find(kPassphraseKey);
+    if (it == req.secrets().end() || it->second.empty()) {
+      return InvalidField("secrets", "\"", kPassphraseKey,
+                          "\" is required to stage a host-encrypted volume");
+    }
+    if (it->second.size() > kMaxPassphraseBytes) {
+      return InvalidField("secrets", "\"", kPassphraseKey, "\" is longer than ",
+                          kMaxPassphraseBytes, " bytes");
+    }
+    passphrase = it->second;
   }
   if (!cap.block && cap.multi_node && !cap.reader_only) {
     return absl::FailedPreconditionError(
@@ -393,10 +496,11 @@ absl::Status NodeService::Stage(const csi::v1::NodeStageVolumeRequest& req, absl
   want.block = cap.block;
   want.fs_type = cap.fs_type;
   want.read_only =
-      cap.reader_only || cap.flags.read_only || IsTrue(req.publish_context(), keys::kReadOnly);
+      cap.reader_only || cap.flags.read_only || IsTrue(req.publish_context(), csictx::kReadonly);
   want.access_mode = cap.access_mode;
   want.mount_options = OptionInts(cap.flags);
   want.selinux_context = cap.flags.selinux_context;
+  want.encrypted = id.host_encryption;
 
   InFlight::Guard guard = inflight_.TryAcquire(req.volume_id());
   if (!guard.held()) {
@@ -421,7 +525,7 @@ absl::Status NodeService::Stage(const csi::v1::NodeStageVolumeRequest& req, absl
   ASSIGN_OR_RETURN(Where where,
                    ResolveDataPath(id, req.publish_context(), req.secrets(), deadline, &proof));
   if (proof == hv1::NEVER_WRITTEN_PROOF_UNSPECIFIED &&
-      IsTrue(req.volume_context(), keys::kCreatedEmpty)) {
+      IsTrue(req.volume_context(), csictx::kCreatedEmpty)) {
     proof = hv1::NEVER_WRITTEN_PROOF_CREATED_EMPTY;
   }
 
@@ -438,7 +542,13 @@ absl::Status NodeService::Stage(const csi::v1::NodeStageVolumeRequest& req, absl
   }
   CHECKPOINT("stage.after_intent");
 
-  absl::Status s = AttachProbeFormatMount(id.uuid, where, want, proof, "stage", deadline);
+  StageOptions sopts;
+  // Only volumes this driver created empty are known to have no content source.
+  auto created_empty = req.volume_context().find(csictx::kCreatedEmpty);
+  sopts.has_content_source = created_empty == req.volume_context().end() ||
+                             ToLower(created_empty->second) != csictx::kTrue;
+  absl::Status s =
+      AttachProbeFormatMount(id.uuid, where, want, proof, "stage", deadline, passphrase, sopts);
   if (!s.ok()) {
     if (IsSimulatedCrash(s)) return s;
     // A definite failure leaves nothing behind (kubelet will not call unstage
@@ -490,6 +600,7 @@ absl::Status NodeService::Unstage(const csi::v1::NodeUnstageVolumeRequest& req,
     }
     for (const auto& a : inv.attached()) {
       if (a.volume_uuid() == id.uuid && !in_use) {
+        if (a.encrypted_open()) RETURN_IF_ERROR(CloseEncryptedVolume(id.uuid, deadline));
         hv1::DetachRequest dreq;
         dreq.set_volume_uuid(id.uuid);
         RETURN_IF_ERROR(deps_.helper->Detach(dreq, HelperDeadline(deadline)).status());
@@ -516,6 +627,10 @@ absl::Status NodeService::Unstage(const csi::v1::NodeUnstageVolumeRequest& req,
     RETURN_IF_ERROR(deps_.helper->Unmount(ureq, HelperDeadline(deadline)).status());
   }
   CHECKPOINT("unstage.after_unmount");
+  if (rec.stage->encrypted) {
+    RETURN_IF_ERROR(CloseEncryptedVolume(rec.volume_uuid, deadline));
+    CHECKPOINT("unstage.after_close");
+  }
   hv1::DetachRequest dreq;
   dreq.set_volume_uuid(rec.volume_uuid);
   dreq.set_subsystem_nqn(rec.subsystem_nqn);
@@ -536,7 +651,7 @@ absl::Status NodeService::Publish(const csi::v1::NodePublishVolumeRequest& req,
   if (!req.has_volume_capability()) return InvalidField("volume_capability", "is required");
   ASSIGN_OR_RETURN(CapabilityInfo cap,
                    CheckCapability("volume_capability", req.volume_capability()));
-  auto eph = req.volume_context().find(keys::kEphemeral);
+  auto eph = req.volume_context().find(csictx::kEphemeral);
   if (eph != req.volume_context().end() && ToLower(eph->second) == "true") {
     return PublishEphemeral(req, deadline);
   }
@@ -546,9 +661,6 @@ absl::Status NodeService::Publish(const csi::v1::NodePublishVolumeRequest& req,
   }
   RETURN_IF_ERROR(CheckPath("staging_target_path", req.staging_target_path()));
   ASSIGN_OR_RETURN(ResourceId id, ParseVolumeId(req.volume_id()));
-  if (id.host_encryption) {
-    return absl::FailedPreconditionError("host encryption is not supported yet");
-  }
   PublishRecord want;
   want.phase = PublishPhase::kPublished;
   want.block = cap.block;
@@ -614,6 +726,9 @@ absl::Status NodeService::Publish(const csi::v1::NodePublishVolumeRequest& req,
   preq.set_read_only(want.read_only);
   AddOptions(&preq, want.mount_options);
   preq.set_selinux_context(want.selinux_context);
+  // Encrypted: the helper binds the decrypted device (block) or checks the
+  // staged mount against it; the raw device is never published.
+  preq.set_encrypted(rec.stage->encrypted || id.host_encryption);
   absl::StatusOr<hv1::PublishResponse> published =
       deps_.helper->Publish(preq, HelperDeadline(deadline));
   if (!published.ok()) {
@@ -689,6 +804,9 @@ absl::StatusOr<csi::v1::NodeGetVolumeStatsResponse> NodeService::Stats(
   hv1::StatsRequest sreq;
   sreq.set_volume_uuid(rec->volume_uuid);
   sreq.set_path(path);
+  sreq.set_encrypted(rec->stage && rec->stage->encrypted);
+  // A block staging path holds no mount: the helper reports the device by UUID.
+  sreq.set_block(rec->stage && rec->stage->block);
   ASSIGN_OR_RETURN(hv1::StatsResponse st, deps_.helper->Stats(sreq, HelperDeadline(deadline)));
   csi::v1::NodeGetVolumeStatsResponse resp;
   auto clamp = [](uint64_t v) { return static_cast<int64_t>(std::min<uint64_t>(v, INT64_MAX)); };
@@ -749,6 +867,7 @@ absl::StatusOr<csi::v1::NodeExpandVolumeResponse> NodeService::Expand(
   hv1::ExpandFilesystemRequest ereq;
   ereq.set_volume_uuid(rec->volume_uuid);
   if (!block) ereq.set_mount_path(rec->stage ? rec->stage->path : path);
+  ereq.set_encrypted(rec->stage && rec->stage->encrypted);
   ASSIGN_OR_RETURN(hv1::ExpandFilesystemResponse grown,
                    deps_.helper->ExpandFilesystem(ereq, HelperDeadline(deadline)));
   if (required > 0 && grown.device_size_bytes() < static_cast<uint64_t>(required)) {

@@ -17,6 +17,7 @@
 #include "agent/state/store.h"
 #include "csi/v1/csi.grpc.pb.h"
 #include "lightos/client.h"
+#include "metrics/registry.h"
 
 namespace lbcsi::agent {
 
@@ -27,6 +28,16 @@ struct NodeDeps {
   std::shared_ptr<lightos::ClientFactory> lightos;   // may be null: no fallback, no ephemeral
   CrashHook crash_hook;                              // tests only
   absl::Duration helper_timeout = absl::Minutes(2);  // per helper call, capped by the CSI deadline
+  metrics::Registry* metrics = nullptr;              // per-RPC counts and latency; null: none
+};
+
+// How a stage differs beyond its record. `has_content_source`: a restore or
+// clone, whose filesystem may be smaller than the device (checked and grown at
+// stage). `driver_owned_path`: the helper creates the staging directory
+// (inline volumes); kubelet did not.
+struct StageOptions {
+  bool has_content_source = false;
+  bool driver_owned_path = false;
 };
 
 class NodeService final : public csi::v1::Node::Service {
@@ -89,9 +100,18 @@ class NodeService final : public csi::v1::Node::Service {
       const ResourceId& id, const google::protobuf::Map<std::string, std::string>& pc,
       const google::protobuf::Map<std::string, std::string>& secrets, absl::Time deadline,
       int* proof);
+  // `passphrase`: host-encrypted stages only (stage.encrypted); never stored or logged.
   absl::Status AttachProbeFormatMount(const std::string& uuid, const Where& where,
                                       const state::StageRecord& stage, int proof,
-                                      std::string_view point_prefix, absl::Time deadline);
+                                      std::string_view point_prefix, absl::Time deadline,
+                                      std::string_view passphrase = {},
+                                      const StageOptions& opts = {});
+  // Host encryption at stage: LUKS2-format a never-written volume (rule 1),
+  // then open its mapping. The volume is attached.
+  absl::Status OpenEncryptedVolume(const std::string& uuid, const state::StageRecord& stage,
+                                   int proof, std::string_view passphrase, absl::Time deadline);
+  // Closes the volume's LUKS mapping (no-op when it is not open).
+  absl::Status CloseEncryptedVolume(const std::string& uuid, absl::Time deadline);
   absl::Status UndoStage(state::VolumeRecord& rec, absl::Time deadline);
 
   absl::Status PublishEphemeral(const csi::v1::NodePublishVolumeRequest& req, absl::Time deadline);

@@ -109,9 +109,13 @@ bool AclGrantsAccess(const std::vector<std::string>& acl) {
   return false;
 }
 
+int64_t CsiBytes(uint64_t bytes) {
+  return static_cast<int64_t>(std::min<uint64_t>(bytes, INT64_MAX));
+}
+
 void FillCsiSnapshot(const lightos::Snapshot& snap, const std::string& snapshot_id,
                      const std::string& source_volume_id, csi::v1::Snapshot* out) {
-  out->set_size_bytes(static_cast<int64_t>(snap.size_bytes));
+  out->set_size_bytes(CsiBytes(snap.size_bytes));
   out->set_snapshot_id(snapshot_id);
   out->set_source_volume_id(source_volume_id);
   absl::Time t = snap.creation_time == absl::InfinitePast() ? absl::UnixEpoch() : snap.creation_time;

@@ -37,6 +37,10 @@ std::vector<std::string> PublishedNodes(const std::vector<std::string>& acl);
 // True when the ACL grants access to anyone (host NQNs or ALLOW_ANY).
 bool AclGrantsAccess(const std::vector<std::string>& acl);
 
+// A LightOS size as CSI's int64: sizes past INT64_MAX (only a broken or hostile
+// reply has them) are clamped, never reported negative.
+int64_t CsiBytes(uint64_t bytes);
+
 void FillCsiSnapshot(const lightos::Snapshot& snap, const std::string& snapshot_id,
                      const std::string& source_volume_id, csi::v1::Snapshot* out);
 

@@ -60,7 +60,7 @@ absl::Status ControllerService::DoListVolumes(const Opts& o, const csi::v1::List
     ASSIGN_OR_RETURN(std::string id, FormatResourceId(internal::IdFor(t, v.uuid, crypto)));
     auto* entry = resp->add_entries();
     entry->mutable_volume()->set_volume_id(id);
-    entry->mutable_volume()->set_capacity_bytes(static_cast<int64_t>(v.size_bytes));
+    entry->mutable_volume()->set_capacity_bytes(internal::CsiBytes(v.size_bytes));
     internal::FillVolumeContext(v, entry->mutable_volume()->mutable_volume_context());
     for (const std::string& n : internal::PublishedNodes(v.acl)) {
       entry->mutable_status()->add_published_node_ids(n);

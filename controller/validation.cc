@@ -27,6 +27,11 @@ absl::StatusOr<uint64_t> ChooseSize(const SizeRange& range, std::string_view fie
   uint64_t want = range.required < kMinVolumeBytes ? kMinVolumeBytes : range.required;
   // required_bytes <= INT64_MAX, so this cannot overflow uint64.
   uint64_t size = (want + kGiB - 1) / kGiB * kGiB;
+  // Rounding up may pass INT64_MAX, which CSI's int64 sizes cannot carry.
+  if (size > static_cast<uint64_t>(INT64_MAX)) {
+    return absl::OutOfRangeError(Cat(field, ".required_bytes: ", range.required,
+                                     " rounds up past the largest size CSI can report"));
+  }
   if (range.limit != 0 && size > range.limit) {
     return absl::OutOfRangeError(Cat(field, ".limit_bytes: ", range.limit,
                                      " is below the smallest size this driver can provide, ", size,

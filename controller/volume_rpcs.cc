@@ -258,7 +258,7 @@ absl::Status ControllerService::DoCreateVolume(const Opts& o,
   ASSIGN_OR_RETURN(std::string volume_id, FormatResourceId(id));
   csi::v1::Volume* out = resp->mutable_volume();
   out->set_volume_id(volume_id);
-  out->set_capacity_bytes(static_cast<int64_t>(vol->size_bytes));
+  out->set_capacity_bytes(internal::CsiBytes(vol->size_bytes));
   internal::FillVolumeContext(*vol, out->mutable_volume_context());
   if (req.has_volume_content_source()) *out->mutable_content_source() = req.volume_content_source();
   LOG(kInfo, "volume ready", {"name", req.name()}, {"volume_id", volume_id},
@@ -506,7 +506,7 @@ absl::Status ControllerService::DoExpand(const Opts& o,
     RETURN_IF_ERROR(CheckSettled(*vol, "volume"));
     ASSIGN_OR_RETURN(*vol, client->ResizeVolume(vol->uuid, size, o));
   }
-  resp->set_capacity_bytes(static_cast<int64_t>(vol->size_bytes));
+  resp->set_capacity_bytes(internal::CsiBytes(vol->size_bytes));
   resp->set_node_expansion_required(!block);
   return absl::OkStatus();
 }
@@ -525,7 +525,7 @@ absl::Status ControllerService::DoGetVolume(const Opts& o,
   RETURN_IF_ERROR(vol.status());
   csi::v1::Volume* out = resp->mutable_volume();
   out->set_volume_id(req.volume_id());
-  out->set_capacity_bytes(static_cast<int64_t>(vol->size_bytes));
+  out->set_capacity_bytes(internal::CsiBytes(vol->size_bytes));
   internal::FillVolumeContext(*vol, out->mutable_volume_context());
   auto* status = resp->mutable_status();
   for (const std::string& node : internal::PublishedNodes(vol->acl)) status->add_published_node_ids(node);

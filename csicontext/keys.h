@@ -29,6 +29,10 @@ inline constexpr char kNeverWritten[] = "lightbits.com/never-written";
 // access mode); LightOS ACLs cannot express it, so the node enforces it.
 inline constexpr char kReadonly[] = "lightbits.com/readonly";
 
+// --- volume_context keys kubelet sets (not the controller) ---
+// "true" on inline (CSI ephemeral) volumes at NodePublishVolume.
+inline constexpr char kEphemeral[] = "csi.storage.k8s.io/ephemeral";
+
 inline constexpr char kTrue[] = "true";
 inline constexpr char kFalse[] = "false";
 

@@ -2,6 +2,7 @@
 // configuration -> namespace check -> identity, roots, transport -> mkfs
 // spawner (forked while single-threaded) -> capability drop -> seccomp -> serve.
 
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -16,6 +17,7 @@
 #include "helper/confinement/capabilities.h"
 #include "helper/confinement/netns.h"
 #include "helper/confinement/seccomp_policy.h"
+#include "helper/crypto/luks.h"
 #include "helper/host_identity.h"
 #include "helper/ops/spawner_mkfs_runner.h"
 #include "helper/server.h"
@@ -53,6 +55,7 @@ int main(int argc, char** argv) {
   std::string log_level = "info", log_format = "text";
   int max_threads = 64;
   int default_deadline = 60;
+  lbcsi::helper::crypto::LuksConfig luks;
 
   app.add_option("--socket", socket, "Unix socket to serve on")->capture_default_str();
   app.add_option("--allowed-uid", allowed_uid, "uid of the agent (SO_PEERCRED)")->required();
@@ -87,7 +90,32 @@ int main(int argc, char** argv) {
   app.add_option("--default-deadline", default_deadline, "seconds, when a client sets no deadline")
       ->check(CLI::Range(1, 300))
       ->capture_default_str();
+  app.add_option("--luks-key-bits", luks.key_bits,
+                 "host encryption: key size of new LUKS2 volumes (aes-xts-plain64: 512 = AES-256)")
+      ->check(CLI::IsMember({256, 512}))
+      ->capture_default_str();
+  app.add_option("--luks-pbkdf-memory-kib", luks.pbkdf_memory_kib,
+                 "host encryption: argon2id memory cost of new key slots")
+      ->check(CLI::Range(32 * 1024, 4 * 1024 * 1024))
+      ->capture_default_str();
+  app.add_option("--luks-pbkdf-parallel", luks.pbkdf_parallel, "host encryption: argon2id threads")
+      ->check(CLI::Range(1, 16))
+      ->capture_default_str();
+  app.add_option("--luks-pbkdf-time-ms", luks.pbkdf_time_ms,
+                 "host encryption: unlock time the PBKDF is benchmarked for")
+      ->check(CLI::Range(100, 60000))
+      ->capture_default_str();
+  app.add_option("--luks-pbkdf-iterations", luks.pbkdf_iterations,
+                 "host encryption: fixed argon2id time cost, no benchmark (0 = benchmark; tests)")
+      ->check(CLI::Range(0, 1000))
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  // Passphrases pass through this process: no core dumps, no ptrace by
+  // same-uid processes.
+  if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) {
+    std::fprintf(stderr, "prctl(PR_SET_DUMPABLE, 0) failed\n");
+    return 1;
+  }
 
   lbcsi::log::Options log_options;
   log_options.component = "helper";
@@ -156,9 +184,13 @@ int main(int argc, char** argv) {
   config.agent_uid = static_cast<uid_t>(agent_uid >= 0 ? agent_uid : allowed_uid);
   config.agent_gid = static_cast<gid_t>(agent_gid >= 0 ? agent_gid : allowed_gid);
   config.default_deadline = absl::Seconds(default_deadline);
+  config.luks = luks;
   HelperService service(std::move(config), std::move(*guard), std::move(transport), &mkfs,
                         std::move(*format_state));
 
+  // libcryptsetup/libdevmapper probe a few things once (udev, semaphores):
+  // let them do so before the filter, then switch those paths off.
+  crypto::InitLibraryForHelper();
   if (absl::Status st = InstallHelperSeccomp(*seccomp_mode); !st.ok()) return Fail("seccomp", st);
   LOG(kInfo, "seccomp", {"mode", SeccompModeName(*seccomp_mode)});
 

@@ -17,6 +17,8 @@
 #include "common/logging.h"
 #include "common/status.h"
 #include "common/strings.h"
+#include "helper/crypto/luks.h"
+#include "helper/crypto/secret.h"
 #include "helper/ops/probe.h"
 #include "helper/paths/mounter.h"
 #include "helper/paths/mountinfo.h"
@@ -44,6 +46,40 @@ constexpr unsigned long kXfsGrowData = _IOW('X', 110, XfsGrowData);
 constexpr unsigned long kExt4ResizeFs = _IOW('f', 16, uint64_t);
 
 std::string PathKey(std::string_view path) { return Cat("path:", path); }
+
+// ext4 size from its primary superblock (offset 1024), read through the block
+// device: the kernel keeps the superblock in the device's page cache, so a
+// mounted filesystem's current size is what we read.
+struct Ext4Size {
+  uint64_t blocks = 0;
+  uint32_t block_size = 0;
+};
+absl::StatusOr<Ext4Size> ReadExt4Size(int fd) {
+  unsigned char sb[1024];
+  if (pread(fd, sb, sizeof(sb), 1024) != static_cast<ssize_t>(sizeof(sb))) {
+    return absl::InternalError(Cat("reading the ext4 superblock: ", std::strerror(errno)));
+  }
+  auto le32 = [&](size_t off) {
+    return static_cast<uint32_t>(sb[off]) | static_cast<uint32_t>(sb[off + 1]) << 8 |
+           static_cast<uint32_t>(sb[off + 2]) << 16 | static_cast<uint32_t>(sb[off + 3]) << 24;
+  };
+  if ((le32(0x38) & 0xffff) != 0xef53) return absl::InternalError("no ext4 superblock");
+  uint32_t log = le32(0x18);
+  if (log > 6) return absl::InternalError("ext4 superblock: bad block size");
+  Ext4Size out;
+  out.block_size = 1024u << log;
+  out.blocks = le32(0x04);
+  if (le32(0x60) & 0x80) out.blocks |= static_cast<uint64_t>(le32(0x150)) << 32;  // 64bit
+  return out;
+}
+
+// A tail smaller than 1 MiB is not worth a resize: mke2fs and the kernel both
+// leave off a last group too small to hold its own metadata, so such a gap
+// would ask for a grow (and CAP_SYS_RESOURCE) on every stage without ever closing.
+bool Ext4NeedsGrow(const Ext4Size& have, uint64_t device_blocks) {
+  return device_blocks > have.blocks &&
+         (device_blocks - have.blocks) * have.block_size >= (1u << 20);
+}
 
 std::string DescribeDev(dev_t d) { return Cat(major(d), ":", minor(d)); }
 
@@ -120,6 +156,46 @@ absl::StatusOr<BlockDevice> HelperService::AttachedDevice(const std::string& vol
   return *dev;
 }
 
+absl::StatusOr<std::optional<BlockDevice>> HelperService::OpenMapping(const BlockDevice& raw) {
+  const std::string name = crypto::MapperName(raw.volume_uuid);
+  ASSIGN_OR_RETURN(std::optional<crypto::Mapping> m, crypto::FindMapping(name));
+  if (!m) return std::optional<BlockDevice>();
+  // A mapping of our name must be a LUKS2 crypt target directly on this volume.
+  const bool on_volume = m->slaves.size() == 1 && m->slaves[0] == raw.name;
+  if (!m->dm_uuid.starts_with("CRYPT-LUKS2-") || !on_volume) {
+    return absl::FailedPreconditionError(
+        Cat("device-mapper device ", name, " (", m->kernel_name,
+            ") is not a LUKS2 mapping of volume ", raw.volume_uuid, " (", raw.name, ")"));
+  }
+  BlockDevice out;
+  out.volume_uuid = raw.volume_uuid;
+  out.name = m->kernel_name;
+  out.dev = m->dev;
+  out.size_bytes = m->size_bytes;
+  out.paths_total = raw.paths_total;
+  out.paths_live = raw.paths_live;
+  return std::optional<BlockDevice>(out);
+}
+
+absl::StatusOr<BlockDevice> HelperService::VolumeDevice(const std::string& volume_uuid,
+                                                        bool encrypted) {
+  ASSIGN_OR_RETURN(BlockDevice raw, AttachedDevice(volume_uuid));
+  if (!encrypted) return raw;
+  ASSIGN_OR_RETURN(std::optional<BlockDevice> mapped, OpenMapping(raw));
+  if (!mapped) {
+    return absl::FailedPreconditionError(
+        Cat("encrypted volume ", volume_uuid, " is not open (OpenEncrypted first)"));
+  }
+  return *mapped;
+}
+
+absl::StatusOr<std::optional<BlockDevice>> HelperService::FindVolumeDevice(
+    const std::string& volume_uuid, bool encrypted) {
+  ASSIGN_OR_RETURN(std::optional<BlockDevice> raw, transport_->FindDevice(volume_uuid));
+  if (!raw || !encrypted) return raw;
+  return OpenMapping(*raw);
+}
+
 // ---- gRPC edge ----
 
 #define LBCSI_HANDLER(Name, Call)                                                         \
@@ -194,6 +270,23 @@ grpc::Status HelperService::Stats(grpc::ServerContext*, const v1::StatsRequest* 
 grpc::Status HelperService::Inventory(grpc::ServerContext*, const v1::InventoryRequest*,
                                       v1::InventoryResponse* resp) {
   LBCSI_HANDLER(Inventory, DoInventory(resp));
+}
+// The encryption handlers wipe the passphrase inside gRPC's request object once
+// copied: the request is ours for the call and is not read again by gRPC.
+grpc::Status HelperService::FormatEncrypted(grpc::ServerContext*,
+                                            const v1::FormatEncryptedRequest* req,
+                                            v1::FormatEncryptedResponse* resp) {
+  LBCSI_HANDLER(FormatEncrypted,
+                DoFormatEncrypted(*const_cast<v1::FormatEncryptedRequest*>(req), resp));
+}
+grpc::Status HelperService::OpenEncrypted(grpc::ServerContext*, const v1::OpenEncryptedRequest* req,
+                                          v1::OpenEncryptedResponse* resp) {
+  LBCSI_HANDLER(OpenEncrypted, DoOpenEncrypted(*const_cast<v1::OpenEncryptedRequest*>(req), resp));
+}
+grpc::Status HelperService::CloseEncrypted(grpc::ServerContext*,
+                                           const v1::CloseEncryptedRequest* req,
+                                           v1::CloseEncryptedResponse* resp) {
+  LBCSI_HANDLER(CloseEncrypted, DoCloseEncrypted(*req, resp));
 }
 
 // ---- operations ----
@@ -281,7 +374,10 @@ absl::Status HelperService::DoAttach(const v1::AttachRequest& req, absl::Time de
 
 absl::Status HelperService::DoDetach(const v1::DetachRequest& req, v1::DetachResponse* resp) {
   RETURN_IF_ERROR(ValidateUuid("volume_uuid", req.volume_uuid()));
-  RETURN_IF_ERROR(ValidateNqn("subsystem_nqn", req.subsystem_nqn()));
+  // Empty: the transport derives the subsystem from the attached namespace.
+  if (!req.subsystem_nqn().empty()) {
+    RETURN_IF_ERROR(ValidateNqn("subsystem_nqn", req.subsystem_nqn()));
+  }
   ASSIGN_OR_RETURN(InFlight::Guard guard, Acquire(req.volume_uuid(), {}));
   ASSIGN_OR_RETURN(DetachResult r, transport_->Detach(req.volume_uuid(), req.subsystem_nqn()));
   resp->set_was_attached(r.was_attached);
@@ -292,7 +388,7 @@ absl::Status HelperService::DoDetach(const v1::DetachRequest& req, v1::DetachRes
 absl::Status HelperService::DoProbe(const v1::ProbeRequest& req, v1::ProbeResponse* resp) {
   RETURN_IF_ERROR(ValidateUuid("volume_uuid", req.volume_uuid()));
   ASSIGN_OR_RETURN(InFlight::Guard guard, Acquire(req.volume_uuid(), {}));
-  ASSIGN_OR_RETURN(BlockDevice dev, AttachedDevice(req.volume_uuid()));
+  ASSIGN_OR_RETURN(BlockDevice dev, VolumeDevice(req.volume_uuid(), req.encrypted()));
   ASSIGN_OR_RETURN(UniqueFd fd, OpenDevice(dev, O_RDONLY));
   ASSIGN_OR_RETURN(ProbeResult pr, ProbeDevice(fd.get()));
   ASSIGN_OR_RETURN(std::optional<v1::FsType> unfinished, format_state_.Get(req.volume_uuid()));
@@ -320,7 +416,7 @@ absl::Status HelperService::DoFormat(const v1::FormatRequest& req, absl::Time de
   }
   const std::string uuid = req.volume_uuid();
   ASSIGN_OR_RETURN(InFlight::Guard guard, Acquire(uuid, {}));
-  ASSIGN_OR_RETURN(BlockDevice dev, AttachedDevice(uuid));
+  ASSIGN_OR_RETURN(BlockDevice dev, VolumeDevice(uuid, req.encrypted()));
   ASSIGN_OR_RETURN(std::string busy, InUseReason(dev));
   ASSIGN_OR_RETURN(std::optional<v1::FsType> unfinished, format_state_.Get(uuid));
   ASSIGN_OR_RETURN(UniqueFd probe_fd, OpenDevice(dev, O_RDONLY));
@@ -382,14 +478,16 @@ absl::Status HelperService::DoFormat(const v1::FormatRequest& req, absl::Time de
     fd.Reset();
     if (st.ok()) st = format_state_.Clear(uuid);
     LOG(kInfo, "format finished", {"volume", uuid}, {"status", st});
+    // Unmark the volume before the caller can hear "done": its next call (Mount)
+    // must not find the format still running.
+    std::lock_guard<std::mutex> g(format_mu_);
+    formatting_.erase(uuid);
     {
-      std::lock_guard<std::mutex> g(job->mu);
+      std::lock_guard<std::mutex> jg(job->mu);
       job->done = true;
       job->status = st;
     }
     job->cv.notify_all();
-    std::lock_guard<std::mutex> g(format_mu_);
-    formatting_.erase(uuid);
     format_cv_.notify_all();
   }).detach();
   std::unique_lock<std::mutex> lock(job->mu);
@@ -411,9 +509,14 @@ absl::Status HelperService::DoMount(const v1::MountRequest& req, v1::MountRespon
   ASSIGN_OR_RETURN(MountOptionSet opts,
                    BuildMountOptions(req.fs_type(), req.read_only(), req.options(),
                                      req.selinux_context(), /*staging=*/true));
-  ASSIGN_OR_RETURN(PathGuard::Parent target, guard_.OpenParent("staging_path", req.staging_path()));
+  bool created = false;
+  ASSIGN_OR_RETURN(PathGuard::Parent target,
+                   req.create_staging_path()
+                       ? guard_.CreateDirectory("staging_path", req.staging_path(), &created)
+                       : guard_.OpenParent("staging_path", req.staging_path()));
+  resp->set_staging_path_created(created);
   ASSIGN_OR_RETURN(InFlight::Guard guard, Acquire(req.volume_uuid(), {target.path}));
-  ASSIGN_OR_RETURN(BlockDevice dev, AttachedDevice(req.volume_uuid()));
+  ASSIGN_OR_RETURN(BlockDevice dev, VolumeDevice(req.volume_uuid(), req.encrypted()));
   const std::string want(FsTypeName(req.fs_type()));
 
   absl::StatusOr<std::optional<MountEntry>> existing = MountAt(target);
@@ -490,6 +593,27 @@ absl::Status HelperService::DoUnmount(const v1::UnmountRequest& req, v1::Unmount
   ASSIGN_OR_RETURN(InFlight::Guard guard, Acquire("", {target->path}));
   ASSIGN_OR_RETURN(int n, UnmountAll(*target));
   resp->set_was_mounted(n > 0);
+  if (!req.remove_staging_path()) return absl::OkStatus();
+  // Only an empty directory goes: rmdir refuses anything else, and never
+  // follows a symlink in the last component.
+  struct stat st {};
+  if (fstatat(target->fd.get(), target->leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return absl::OkStatus();
+    return absl::InternalError(Cat("stat ", target->path, ": ", std::strerror(errno)));
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    return absl::FailedPreconditionError(
+        Cat("staging_path ", target->path, " is not a directory; not removing it"));
+  }
+  if (unlinkat(target->fd.get(), target->leaf.c_str(), AT_REMOVEDIR) != 0) {
+    if (errno == ENOENT) return absl::OkStatus();
+    if (errno == ENOTEMPTY || errno == EEXIST) {
+      return absl::FailedPreconditionError(
+          Cat("staging_path ", target->path, " is not empty after unmount; not removing data"));
+    }
+    return absl::InternalError(Cat("rmdir ", target->path, ": ", std::strerror(errno)));
+  }
+  resp->set_staging_path_removed(true);
   return absl::OkStatus();
 }
 
@@ -512,7 +636,7 @@ absl::Status HelperService::DoPublish(const v1::PublishRequest& req, v1::Publish
                    Acquire(req.volume_uuid(),
                            block ? std::vector<std::string>{target.path}
                                  : std::vector<std::string>{target.path, staging->path}));
-  ASSIGN_OR_RETURN(BlockDevice dev, AttachedDevice(req.volume_uuid()));
+  ASSIGN_OR_RETURN(BlockDevice dev, VolumeDevice(req.volume_uuid(), req.encrypted()));
 
   // Source: the staged mount of this volume, or its device node.
   UniqueFd source;
@@ -618,6 +742,15 @@ absl::Status HelperService::DoExpand(const v1::ExpandFilesystemRequest& req,
   RETURN_IF_ERROR(transport_->RefreshSize(dev));
   RETURN_IF_ERROR(FillFromSysfs(&dev));
   resp->set_device_size_bytes(dev.size_bytes);
+  if (req.encrypted()) {
+    // The LUKS mapping first (its table holds the key: no passphrase needed),
+    // then everything below works on the decrypted device.
+    // crypt_resize to the full device is a no-op when the mapping already fills it.
+    RETURN_IF_ERROR(VolumeDevice(req.volume_uuid(), true).status());
+    RETURN_IF_ERROR(crypto::Resize(crypto::MapperName(req.volume_uuid())));
+    ASSIGN_OR_RETURN(dev, VolumeDevice(req.volume_uuid(), true));
+    resp->set_decrypted_size_bytes(dev.size_bytes);
+  }
   if (!target) return absl::OkStatus();
 
   ASSIGN_OR_RETURN(std::optional<MountEntry> mounted, MountAt(*target));
@@ -638,6 +771,7 @@ absl::Status HelperService::DoExpand(const v1::ExpandFilesystemRequest& req,
     }
     uint64_t blocks = dev.size_bytes / geo.blocksize;
     if (blocks > geo.datablocks) {
+      resp->set_grown(true);
       XfsGrowData grow{blocks, geo.imaxpct};
       if (ioctl(dir.get(), kXfsGrowData, &grow) != 0) {
         return absl::InternalError(Cat("xfs grow to ", blocks, " blocks: ", std::strerror(errno)));
@@ -648,19 +782,28 @@ absl::Status HelperService::DoExpand(const v1::ExpandFilesystemRequest& req,
     }
     resp->set_filesystem_size_bytes(geo.datablocks * geo.blocksize);
   } else if (mounted->fs_type == "ext4") {
-    struct statvfs sv {};
-    if (fstatvfs(dir.get(), &sv) != 0) {
-      return absl::InternalError(Cat("statvfs ", target->path, ": ", std::strerror(errno)));
+    // The superblock's block count (statfs hides the metadata overhead).
+    ASSIGN_OR_RETURN(UniqueFd dev_fd, OpenDevice(dev, O_RDONLY));
+    ASSIGN_OR_RETURN(Ext4Size have, ReadExt4Size(dev_fd.get()));
+    uint64_t blocks = dev.size_bytes / have.block_size;
+    resp->set_filesystem_size_bytes(have.blocks * have.block_size);
+    if (!Ext4NeedsGrow(have, blocks)) {
+      LOG(kDebug, "ext4 already fills the device", {"volume", req.volume_uuid()});
+      return absl::OkStatus();
     }
-    uint64_t blocks = dev.size_bytes / sv.f_bsize;
     if (ioctl(dir.get(), kExt4ResizeFs, &blocks) != 0) {
       if (errno == EPERM) {
         return absl::FailedPreconditionError(
-            "ext4 online resize needs CAP_SYS_RESOURCE, which this helper does not have");
+            Cat("the ext4 filesystem of volume ", req.volume_uuid(), " is ",
+                have.blocks * have.block_size, " bytes and its device ", dev.size_bytes,
+                " bytes; growing ext4 online needs CAP_SYS_RESOURCE, which this helper "
+                "does not have"));
       }
       return absl::InternalError(Cat("ext4 resize: ", std::strerror(errno)));
     }
-    resp->set_filesystem_size_bytes(blocks * sv.f_bsize);
+    resp->set_grown(true);
+    ASSIGN_OR_RETURN(Ext4Size now, ReadExt4Size(dev_fd.get()));
+    resp->set_filesystem_size_bytes(now.blocks * now.block_size);
   } else {
     return absl::FailedPreconditionError(Cat("cannot grow ", mounted->fs_type));
   }
@@ -673,10 +816,31 @@ absl::Status HelperService::DoStats(const v1::StatsRequest& req, v1::StatsRespon
   if (!req.volume_uuid().empty()) RETURN_IF_ERROR(ValidateUuid("volume_uuid", req.volume_uuid()));
   ASSIGN_OR_RETURN(PathGuard::Parent target, guard_.OpenParent("path", req.path()));
   ASSIGN_OR_RETURN(std::optional<MountEntry> mounted, MountAt(target));
+  if (!mounted && req.block()) {
+    // A block staging path holds no mount: the device, found by UUID, is the volume.
+    if (req.volume_uuid().empty()) return InvalidField("volume_uuid", "required with block");
+    ASSIGN_OR_RETURN(std::optional<BlockDevice> dev,
+                     FindVolumeDevice(req.volume_uuid(), req.encrypted()));
+    resp->set_is_block(true);
+    if (!dev) {
+      resp->mutable_condition()->set_abnormal(true);
+      resp->mutable_condition()->set_message("device gone");
+      return absl::OkStatus();
+    }
+    resp->set_total_bytes(dev->size_bytes);
+    if (dev->paths_live < dev->paths_total) {
+      resp->mutable_condition()->set_abnormal(true);
+      resp->mutable_condition()->set_message(
+          Cat(dev->paths_total - dev->paths_live, " of ", dev->paths_total, " paths down"));
+    } else {
+      resp->mutable_condition()->set_message("ok");
+    }
+    return absl::OkStatus();
+  }
   if (!mounted) return absl::NotFoundError(Cat("path ", target.path, " is not mounted"));
   std::optional<BlockDevice> dev;
   if (!req.volume_uuid().empty()) {
-    ASSIGN_OR_RETURN(dev, transport_->FindDevice(req.volume_uuid()));
+    ASSIGN_OR_RETURN(dev, FindVolumeDevice(req.volume_uuid(), req.encrypted()));
   }
   const bool block = mounted->fs_type == "devtmpfs";
   std::vector<std::string> problems;
@@ -725,11 +889,17 @@ absl::Status HelperService::DoStats(const v1::StatsRequest& req, v1::StatsRespon
 
 absl::Status HelperService::DoInventory(v1::InventoryResponse* resp) {
   ASSIGN_OR_RETURN(std::vector<BlockDevice> devices, transport_->Inventory());
+  std::vector<BlockDevice> mappings;  // open LUKS mappings of attached volumes
   for (const BlockDevice& d : devices) {
     v1::AttachedVolume* v = resp->add_attached();
     v->set_volume_uuid(d.volume_uuid);
     v->set_device_name(d.name);
     v->set_size_bytes(d.size_bytes);
+    absl::StatusOr<std::optional<BlockDevice>> mapped = OpenMapping(d);
+    if (mapped.ok() && mapped->has_value()) {
+      v->set_encrypted_open(true);
+      mappings.push_back(**mapped);
+    }
   }
   ASSIGN_OR_RETURN(std::vector<MountEntry> mounts, ReadMountInfo());
   for (const MountEntry& e : mounts) {
@@ -740,6 +910,12 @@ absl::Status HelperService::DoInventory(v1::InventoryResponse* resp) {
     m->set_read_only(e.read_only());
     for (const BlockDevice& d : devices) {
       if (e.dev == d.dev || IsDeviceBind(e, d)) m->set_volume_uuid(d.volume_uuid);
+    }
+    for (const BlockDevice& d : mappings) {
+      if (e.dev == d.dev || IsDeviceBind(e, d)) {
+        m->set_volume_uuid(d.volume_uuid);
+        m->set_encrypted(true);
+      }
     }
   }
   return absl::OkStatus();

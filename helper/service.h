@@ -13,6 +13,7 @@
 
 #include <absl/time/time.h>
 
+#include "helper/crypto/luks.h"
 #include "helper/inflight.h"
 #include "helper/ops/format_state.h"
 #include "helper/ops/mkfs_runner.h"
@@ -32,6 +33,7 @@ struct ServiceConfig {
   gid_t agent_gid = 0;
   absl::Duration default_deadline = absl::Seconds(60);  // when the client sets none
   absl::Duration max_deadline = absl::Seconds(300);
+  crypto::LuksConfig luks;  // host encryption: key size and PBKDF cost of new LUKS2 headers
 };
 
 class HelperService final : public v1::NodeHelper::Service {
@@ -64,6 +66,12 @@ class HelperService final : public v1::NodeHelper::Service {
                      v1::StatsResponse*) override;
   grpc::Status Inventory(grpc::ServerContext*, const v1::InventoryRequest*,
                          v1::InventoryResponse*) override;
+  grpc::Status FormatEncrypted(grpc::ServerContext*, const v1::FormatEncryptedRequest*,
+                               v1::FormatEncryptedResponse*) override;
+  grpc::Status OpenEncrypted(grpc::ServerContext*, const v1::OpenEncryptedRequest*,
+                             v1::OpenEncryptedResponse*) override;
+  grpc::Status CloseEncrypted(grpc::ServerContext*, const v1::CloseEncryptedRequest*,
+                              v1::CloseEncryptedResponse*) override;
 
   // The operations, without the gRPC wrapping (also what the handlers call).
   absl::Status DoAttach(const v1::AttachRequest&, absl::Time deadline, v1::AttachResponse*);
@@ -77,6 +85,11 @@ class HelperService final : public v1::NodeHelper::Service {
   absl::Status DoExpand(const v1::ExpandFilesystemRequest&, v1::ExpandFilesystemResponse*);
   absl::Status DoStats(const v1::StatsRequest&, v1::StatsResponse*);
   absl::Status DoInventory(v1::InventoryResponse*);
+  // The passphrase field is wiped in place once copied (it is the helper's
+  // last copy of the caller's bytes).
+  absl::Status DoFormatEncrypted(v1::FormatEncryptedRequest& req, v1::FormatEncryptedResponse*);
+  absl::Status DoOpenEncrypted(v1::OpenEncryptedRequest& req, v1::OpenEncryptedResponse*);
+  absl::Status DoCloseEncrypted(const v1::CloseEncryptedRequest&, v1::CloseEncryptedResponse*);
   absl::Status DoPrepareSocketDir(const v1::PrepareSocketDirRequest&,
                                   v1::PrepareSocketDirResponse*);
 
@@ -87,6 +100,16 @@ class HelperService final : public v1::NodeHelper::Service {
   absl::StatusOr<InFlight::Guard> Acquire(const std::string& volume_uuid,
                                           std::vector<std::string> paths);
   absl::StatusOr<BlockDevice> AttachedDevice(const std::string& volume_uuid);
+  // The device a request works on: the attached volume, or with `encrypted`
+  // its open LUKS mapping lbcsi-<uuid>, checked to sit on that volume (paths
+  // counted from the volume). FAILED_PRECONDITION when not attached / not open.
+  absl::StatusOr<BlockDevice> VolumeDevice(const std::string& volume_uuid, bool encrypted);
+  // The open mapping of an attached volume, or nullopt; FAILED_PRECONDITION
+  // when a device of that name exists but is not a LUKS2 mapping of `raw`.
+  absl::StatusOr<std::optional<BlockDevice>> OpenMapping(const BlockDevice& raw);
+  // nullopt when the volume is not attached or (encrypted) its mapping is closed.
+  absl::StatusOr<std::optional<BlockDevice>> FindVolumeDevice(const std::string& volume_uuid,
+                                                              bool encrypted);
 
   ServiceConfig config_;
   PathGuard guard_;

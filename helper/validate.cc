@@ -52,6 +52,11 @@ absl::Status ValidateAddress(std::string_view field, const v1::TargetAddress& ad
   if (address.ip().empty() || address.ip().size() > INET6_ADDRSTRLEN) {
     return InvalidField(field, "ip: required IP literal");
   }
+  // inet_pton stops at a NUL: bytes after one would pass unchecked into the
+  // fabrics option string.
+  if (address.ip().find('\0') != std::string::npos) {
+    return InvalidField(field, "ip: holds a NUL byte");
+  }
   unsigned char buf[sizeof(in6_addr)];
   if (inet_pton(AF_INET, address.ip().c_str(), buf) != 1 &&
       inet_pton(AF_INET6, address.ip().c_str(), buf) != 1) {

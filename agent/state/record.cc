@@ -65,7 +65,8 @@ std::string ToJson(const VolumeRecord& r) {
                   {"read_only", s.read_only},
                   {"access_mode", s.access_mode},
                   {"mount_options", s.mount_options},
-                  {"selinux_context", s.selinux_context}};
+                  {"selinux_context", s.selinux_context},
+                  {"encrypted", s.encrypted}};
   }
   json pubs = json::object();
   for (const auto& [target, p] : r.publishes) {
@@ -114,6 +115,7 @@ absl::StatusOr<VolumeRecord> FromJson(std::string_view text) {
       st.access_mode = s.value("access_mode", 0);
       st.mount_options = s.value("mount_options", std::vector<int>{});
       st.selinux_context = s.value("selinux_context", "");
+      st.encrypted = s.value("encrypted", false);
       r.stage = st;
     }
     if (j.contains("publishes")) {

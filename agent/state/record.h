@@ -26,6 +26,9 @@ struct StageRecord {
   int access_mode = 0;             // csi::v1::VolumeCapability::AccessMode::Mode
   std::vector<int> mount_options;  // helper MountOption values, sorted
   std::string selinux_context;
+  // Host-encrypted (`hostcrypto:luks2` id): staged through the LUKS mapping,
+  // which unstage closes. The passphrase is never recorded.
+  bool encrypted = false;
   friend bool operator==(const StageRecord&, const StageRecord&) = default;
 };
 

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <linux/blkzoned.h>
+#include <linux/dm-ioctl.h>
 #include <linux/fs.h>
 #include <linux/loop.h>
 #include <linux/netlink.h>
@@ -190,13 +191,32 @@ const SyscallRule kRules[] = {
     // --- probed by glibc and libraries ---------------------------------------------------
     FAIL("clone3", kLibraryProbes, ENOSYS),
 
+    // --- host encryption (libcryptsetup + libdevmapper) -----------------------------------
+    ALLOW_IF("ioctl", kEncryption, REQUEST(DM_VERSION)),
+    ALLOW_IF("ioctl", kEncryption, REQUEST(DM_LIST_DEVICES)),
+    ALLOW_IF("ioctl", kEncryption, REQUEST(DM_LIST_VERSIONS)),
+    ALLOW_IF("ioctl", kEncryption, REQUEST(DM_GET_TARGET_VERSION)),
+    ALLOW_IF("ioctl", kEncryption, REQUEST(DM_DEV_CREATE)),
+    ALLOW_IF("ioctl", kEncryption, REQUEST(DM_DEV_REMOVE)),
+    ALLOW_IF("ioctl", kEncryption, REQUEST(DM_DEV_SUSPEND)),
+    ALLOW_IF("ioctl", kEncryption, REQUEST(DM_DEV_STATUS)),
+    ALLOW_IF("ioctl", kEncryption, REQUEST(DM_TABLE_LOAD)),
+    ALLOW_IF("ioctl", kEncryption, REQUEST(DM_TABLE_CLEAR)),
+    ALLOW_IF("ioctl", kEncryption, REQUEST(DM_TABLE_DEPS)),
+    ALLOW_IF("ioctl", kEncryption, REQUEST(DM_TABLE_STATUS)),
+    FAIL_IF("socket", kEncryption, EAFNOSUPPORT, EQ(0, AF_ALG)),
+    FAIL("request_key", kEncryption, ENOSYS),
+    FAIL("mknod", kEncryption, EPERM), FAIL("mknodat", kEncryption, EPERM),
+    FAIL("semget", kEncryption, ENOSYS), FAIL("semctl", kEncryption, ENOSYS),
+    FAIL("semop", kEncryption, ENOSYS), FAIL("semtimedop", kEncryption, ENOSYS),
+
     // --- never: these fall through to the default action ----------------------------------
     DENY("execve"), DENY("execveat"), DENY("fork"), DENY("vfork"), DENY("ptrace"),
     DENY("process_vm_readv"), DENY("process_vm_writev"), DENY("kill"), DENY("pidfd_getfd"),
     DENY("init_module"), DENY("finit_module"), DENY("delete_module"), DENY("bpf"),
     DENY("kexec_load"), DENY("kexec_file_load"), DENY("keyctl"), DENY("add_key"),
-    DENY("request_key"), DENY("unshare"), DENY("setns"), DENY("chroot"), DENY("pivot_root"),
-    DENY("mknod"), DENY("mknodat"), DENY("setuid"), DENY("setgid"), DENY("setgroups"),
+    DENY("unshare"), DENY("setns"), DENY("chroot"), DENY("pivot_root"),
+    DENY("setuid"), DENY("setgid"), DENY("setgroups"),
     DENY("capset"), DENY("perf_event_open"), DENY("userfaultfd"), DENY("io_uring_setup"),
     DENY("swapon"), DENY("swapoff"), DENY("reboot"),
 };
@@ -252,6 +272,15 @@ constexpr GroupText kGroups[] = {
     {SyscallGroup::kCapabilities, "capabilities", "libcap reads what is left (logged at start-up)"},
     {SyscallGroup::kLibraryProbes, "library-probes",
      "glibc tries clone3 for pthread_create and falls back to clone on ENOSYS"},
+    {SyscallGroup::kEncryption, "encryption",
+     "host-encrypted volumes (LUKS2 via libcryptsetup): device-mapper ioctls on "
+     "/dev/mapper/control to create, load, resume, query and remove a dm-crypt mapping (no "
+     "rename, no remove-all, no target messages); AF_ALG sockets fail with EAFNOSUPPORT, so "
+     "libcryptsetup does its key-slot crypto in OpenSSL; the kernel keyring stays off "
+     "(request_key is libcryptsetup's keyring probe: ENOSYS makes it keep the volume key in the "
+     "dm table; keyctl and add_key kill); mknod fails with EPERM (libdevmapper creates "
+     "/dev/mapper/<name> when udev does not; the helper opens /dev/dm-N instead); SysV "
+     "semaphores fail with ENOSYS (udev cookies, switched off at start-up)"},
     {SyscallGroup::kForbidden, "forbidden",
      "never allowed (listed for review; not in the filter, so the default action applies): "
      "exec belongs to the mkfs spawner alone"},

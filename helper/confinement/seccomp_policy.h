@@ -41,6 +41,7 @@ enum class SyscallGroup {
   kSockets,
   kCapabilities,
   kLibraryProbes,
+  kEncryption,
   kForbidden,
 };
 std::string_view SyscallGroupName(SyscallGroup group);

@@ -161,6 +161,47 @@ absl::StatusOr<PathGuard::Parent> PathGuard::OpenParent(std::string_view field,
       Cat(field, ": ", path, " is not below a configured root of the helper"));
 }
 
+absl::StatusOr<PathGuard::Parent> PathGuard::CreateDirectory(std::string_view field,
+                                                             std::string_view path,
+                                                             bool* created) const {
+  *created = false;
+  ASSIGN_OR_RETURN(std::vector<std::string_view> parts, CleanComponents(field, path));
+  for (const std::string& root : roots_) {
+    ASSIGN_OR_RETURN(std::vector<std::string_view> root_parts, CleanComponents("root", root));
+    if (parts.size() <= root_parts.size()) continue;
+    bool prefix = true;
+    for (size_t i = 0; i < root_parts.size() && prefix; ++i) prefix = parts[i] == root_parts[i];
+    if (!prefix) continue;
+    UniqueFd cur(open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
+    if (!cur.valid()) return PathError("root", root, errno);
+    ASSIGN_OR_RETURN(uint64_t root_mnt, MountIdOf(cur.get()));
+    for (size_t i = root_parts.size(); i < parts.size(); ++i) {
+      std::string name(parts[i]);
+      // mkdirat never follows a symlink in the last component: EEXIST instead.
+      bool made = mkdirat(cur.get(), name.c_str(), 0750) == 0;
+      if (!made && errno != EEXIST) return PathError(field, path, errno);
+      if (i + 1 == parts.size()) *created = made;
+      UniqueFd next(openat(cur.get(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+      if (!next.valid()) return PathError(field, path, errno);
+      struct stat st {};
+      if (fstat(next.get(), &st) != 0) return PathError(field, path, errno);
+      if (S_ISLNK(st.st_mode)) return PathError(field, path, ELOOP);
+      if (!S_ISDIR(st.st_mode)) return PathError(field, path, ENOTDIR);
+      // The leaf may itself be a mount point (a repeated call); parents may not.
+      if (i + 1 < parts.size()) {
+        ASSIGN_OR_RETURN(uint64_t mnt, MountIdOf(next.get()));
+        if (mnt != root_mnt) return PathError(field, path, EXDEV);
+      }
+      if (i + 1 == parts.size()) break;
+      cur = std::move(next);
+    }
+    // Re-open through the normal checked path: one rule for what is accepted.
+    return OpenParent(field, path);
+  }
+  return absl::InvalidArgumentError(
+      Cat(field, ": ", path, " is not below a configured root of the helper"));
+}
+
 absl::StatusOr<UniqueFd> PathGuard::OpenLeaf(const Parent& parent) {
   UniqueFd fd(openat(parent.fd.get(), parent.leaf.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
   if (!fd.valid()) return PathError("path", parent.path, errno);

@@ -38,6 +38,14 @@ class PathGuard {
   };
   absl::StatusOr<Parent> OpenParent(std::string_view field, std::string_view path) const;
 
+  // Like OpenParent, but first creates every missing directory below the root
+  // down to and including the leaf (root-owned, mode 0750), one component at a
+  // time from the previous one's fd, refusing symlinks and mount crossings.
+  // `*created` tells whether the leaf was made by this call. For mount points
+  // the driver owns (inline volumes), never for kubelet's own paths.
+  absl::StatusOr<Parent> CreateDirectory(std::string_view field, std::string_view path,
+                                         bool* created) const;
+
   // Opens parent.leaf with O_PATH|O_NOFOLLOW (crossing into a mount on the leaf
   // itself). NOT_FOUND when it does not exist; FAILED_PRECONDITION for a symlink.
   static absl::StatusOr<UniqueFd> OpenLeaf(const Parent& parent);

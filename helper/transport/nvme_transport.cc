@@ -279,7 +279,19 @@ absl::StatusOr<BlockDevice> NvmeTransport::Attach(const AttachSpec& spec) {
 }
 
 absl::StatusOr<DetachResult> NvmeTransport::Detach(const std::string& volume_uuid,
-                                                   const std::string& subsystem_nqn) {
+                                                   const std::string& requested_nqn) {
+  std::string subsystem_nqn = requested_nqn;
+  if (subsystem_nqn.empty()) {
+    // The caller lost the subsystem (agent state gone): the namespace's own
+    // sysfs entry names it. Not attached: nothing of it to detach.
+    ASSIGN_OR_RETURN(std::optional<BlockDevice> found, FindDevice(volume_uuid));
+    if (!found) return DetachResult{};
+    subsystem_nqn = ReadOr(Cat("/sys/block/", found->name, "/device/subsysnqn"));
+    if (subsystem_nqn.empty()) {
+      return absl::FailedPreconditionError(
+          Cat("volume ", volume_uuid, " (", found->name, "): sysfs names no subsystem"));
+    }
+  }
   std::lock_guard<std::mutex> g(SubsystemLock(subsystem_nqn));
   DetachResult result;
   ASSIGN_OR_RETURN(std::optional<BlockDevice> dev, FindDevice(volume_uuid));

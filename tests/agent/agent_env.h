@@ -84,6 +84,7 @@ class AgentEnv {
     auto store = state::Store::Open(config_.state_dir);
     EXPECT_TRUE(store.ok()) << store.status();
     helper_client_ = HelperClient::ForSocket(config_.helper_socket);
+    helper_client_->SetMetrics(&registry_);
     NodeDeps deps;
     deps.config = config_;
     deps.helper = helper_client_;
@@ -91,6 +92,7 @@ class AgentEnv {
     deps.lightos =
         std::shared_ptr<lightos::ClientFactory>(&lightos_, [](lightos::ClientFactory*) {});
     deps.crash_hook = std::move(hook);
+    deps.metrics = &registry_;
     deps.helper_timeout = absl::Seconds(30);
     node_ = std::make_unique<NodeService>(std::move(deps));
     identity_ = std::make_unique<IdentityService>(config_, helper_client_, absl::Milliseconds(500));
@@ -251,6 +253,7 @@ class AgentEnv {
   FakeLightos lightos_;
   std::unique_ptr<UnixGrpcServer> helper_server_;
   std::shared_ptr<HelperClient> helper_client_;
+  metrics::Registry registry_;  // per test, not the process-wide one
   std::unique_ptr<NodeService> node_;
   std::unique_ptr<IdentityService> identity_;
   std::unique_ptr<UnixGrpcServer> server_;

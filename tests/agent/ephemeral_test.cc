@@ -51,8 +51,15 @@ TEST(Ephemeral, CreateAttachFormatMountPublishThenDelete) {
   EXPECT_EQ(env.helper_.Formats()[0].proof(), hv1::NEVER_WRITTEN_PROOF_CREATED_EMPTY);
   EXPECT_EQ(env.helper_.Formats()[0].fs_type(), hv1::FS_TYPE_XFS);
   auto mounts = env.helper_.Mounts();
-  EXPECT_EQ(mounts.count(env.node_->EphemeralStagingPath(kEphId)), 1u);
+  const std::string staging = env.node_->EphemeralStagingPath(kEphId);
+  EXPECT_EQ(mounts.count(staging), 1u);
   EXPECT_EQ(mounts.count(req.target_path()), 1u);
+  // The private mount point is made by the helper, never by the agent.
+  ASSERT_FALSE(env.helper_.MountRequests().empty());
+  EXPECT_EQ(env.helper_.MountRequests().back().staging_path(), staging);
+  EXPECT_TRUE(env.helper_.MountRequests().back().create_staging_path());
+  EXPECT_FALSE(std::filesystem::exists(std::filesystem::path(staging).parent_path()))
+      << "the agent created a directory under kubelet's root itself";
   // Idempotent.
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(env.Publish(req).ok());
   EXPECT_EQ(env.lightos_.creates, 1);
@@ -72,6 +79,8 @@ TEST(Ephemeral, CreateAttachFormatMountPublishThenDelete) {
   EXPECT_TRUE(env.helper_.Mounts().empty());
   EXPECT_TRUE(env.helper_.Attached().empty());
   EXPECT_EQ(env.StateFiles(), 0u);
+  // ... and removed by the helper.
+  EXPECT_EQ(env.helper_.RemovedDirs(), std::vector<std::string>{staging});
 }
 
 TEST(Ephemeral, HostileAttributesAreRefusedByName) {

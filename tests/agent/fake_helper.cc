@@ -73,6 +73,22 @@ std::vector<hv1::MountRequest> FakeHelper::MountRequests() {
   std::lock_guard<std::mutex> l(mu_);
   return mount_reqs_;
 }
+std::set<std::string> FakeHelper::OpenMappings() {
+  std::lock_guard<std::mutex> l(mu_);
+  return open_;
+}
+std::vector<hv1::ExpandFilesystemRequest> FakeHelper::ExpandRequests() {
+  std::lock_guard<std::mutex> l(mu_);
+  return expand_reqs_;
+}
+std::vector<hv1::StatsRequest> FakeHelper::StatsRequests() {
+  std::lock_guard<std::mutex> l(mu_);
+  return stats_reqs_;
+}
+std::vector<std::string> FakeHelper::RemovedDirs() {
+  std::lock_guard<std::mutex> l(mu_);
+  return removed_dirs_;
+}
 std::vector<hv1::PublishRequest> FakeHelper::PublishRequests() {
   std::lock_guard<std::mutex> l(mu_);
   return publish_reqs_;
@@ -142,6 +158,9 @@ grpc::Status FakeHelper::Detach(grpc::ServerContext*, const hv1::DetachRequest* 
       return Err(grpc::StatusCode::FAILED_PRECONDITION, "volume in use at " + path);
     }
   }
+  if (open_.count(req->volume_uuid())) {
+    return Err(grpc::StatusCode::FAILED_PRECONDITION, "volume in use: held by dm-0");
+  }
   resp->set_was_attached(attached_.erase(req->volume_uuid()) > 0);
   return grpc::Status::OK;
 }
@@ -154,6 +173,13 @@ grpc::Status FakeHelper::Probe(grpc::ServerContext*, const hv1::ProbeRequest* re
   if (!attached_.count(req->volume_uuid()))
     return Err(grpc::StatusCode::FAILED_PRECONDITION, "not attached");
   const FakeDisk& d = disks_[req->volume_uuid()];
+  if (req->encrypted()) {
+    if (!open_.count(req->volume_uuid())) return Err(grpc::StatusCode::FAILED_PRECONDITION, "not open");
+    resp->set_kind(d.inner_kind);
+    resp->set_type(d.inner_type);
+    resp->set_size_bytes(d.size - (16 << 20));
+    return grpc::Status::OK;
+  }
   resp->set_kind(d.kind);
   resp->set_type(d.type);
   resp->set_size_bytes(d.size);
@@ -174,6 +200,18 @@ grpc::Status FakeHelper::Format(grpc::ServerContext*, const hv1::FormatRequest* 
   }
   FakeDisk& d = disks_[req->volume_uuid()];
   std::string fs = FsName(req->fs_type());
+  if (req->encrypted()) {
+    if (!open_.count(req->volume_uuid())) return Err(grpc::StatusCode::FAILED_PRECONDITION, "not open");
+    if (d.inner_kind == hv1::CONTENT_KIND_FILESYSTEM && d.inner_type == fs) return grpc::Status::OK;
+    if (d.inner_kind != hv1::CONTENT_KIND_BLANK) {
+      return Err(grpc::StatusCode::FAILED_PRECONDITION, "decrypted device not blank");
+    }
+    d.inner_kind = hv1::CONTENT_KIND_FILESYSTEM;
+    d.inner_type = fs;
+    d.fs_size = d.size - (16 << 20);
+    resp->set_formatted(true);
+    return grpc::Status::OK;
+  }
   if (d.kind == hv1::CONTENT_KIND_FILESYSTEM && !d.format_in_progress) {
     if (d.type == fs) return grpc::Status::OK;  // formatted=false
     return Err(grpc::StatusCode::FAILED_PRECONDITION, "holds another filesystem");
@@ -199,7 +237,11 @@ grpc::Status FakeHelper::Mount(grpc::ServerContext*, const hv1::MountRequest* re
     return Err(grpc::StatusCode::FAILED_PRECONDITION, "not attached");
   const FakeDisk& d = disks_[req->volume_uuid()];
   std::string fs = FsName(req->fs_type());
-  if (d.kind != hv1::CONTENT_KIND_FILESYSTEM || d.type != fs) {
+  if (req->encrypted() && !open_.count(req->volume_uuid())) {
+    return Err(grpc::StatusCode::FAILED_PRECONDITION, "not open");
+  }
+  if (req->encrypted() ? d.inner_kind != hv1::CONTENT_KIND_FILESYSTEM || d.inner_type != fs
+                       : d.kind != hv1::CONTENT_KIND_FILESYSTEM || d.type != fs) {
     return Err(grpc::StatusCode::FAILED_PRECONDITION, "no " + fs + " filesystem");
   }
   auto it = mounts_.find(req->staging_path());
@@ -226,6 +268,8 @@ grpc::Status FakeHelper::Unmount(grpc::ServerContext*, const hv1::UnmountRequest
   grpc::Status inj;
   if (Begin("Unmount", req->staging_path(), &inj)) return inj;
   resp->set_was_mounted(mounts_.erase(req->staging_path()) > 0);
+  resp->set_staging_path_removed(req->remove_staging_path());
+  if (req->remove_staging_path()) removed_dirs_.push_back(req->staging_path());
   return grpc::Status::OK;
 }
 
@@ -243,6 +287,8 @@ grpc::Status FakeHelper::Publish(grpc::ServerContext*, const hv1::PublishRequest
   if (req->has_block_device()) {
     if (!attached_.count(req->volume_uuid()))
       return Err(grpc::StatusCode::FAILED_PRECONDITION, "not attached");
+    if (req->encrypted() && !open_.count(req->volume_uuid()))
+      return Err(grpc::StatusCode::FAILED_PRECONDITION, "not open");
     m.block = true;
   } else {
     auto src = mounts_.find(req->staging_path());
@@ -278,9 +324,16 @@ grpc::Status FakeHelper::ExpandFilesystem(grpc::ServerContext*,
   std::lock_guard<std::mutex> l(mu_);
   grpc::Status inj;
   if (Begin("ExpandFilesystem", req->volume_uuid(), &inj)) return inj;
+  expand_reqs_.push_back(*req);
+  if (req->encrypted() && !open_.count(req->volume_uuid())) {
+    return Err(grpc::StatusCode::FAILED_PRECONDITION, "not open");
+  }
   if (!attached_.count(req->volume_uuid())) return Err(grpc::StatusCode::NOT_FOUND, "not attached");
   FakeDisk& d = disks_[req->volume_uuid()];
-  if (!req->mount_path().empty()) d.fs_size = d.size;
+  if (!req->mount_path().empty() && d.fs_size < d.size) {
+    d.fs_size = d.size;
+    resp->set_grown(true);
+  }
   resp->set_device_size_bytes(d.size);
   resp->set_filesystem_size_bytes(req->mount_path().empty() ? 0 : d.fs_size);
   return grpc::Status::OK;
@@ -291,6 +344,7 @@ grpc::Status FakeHelper::Stats(grpc::ServerContext*, const hv1::StatsRequest* re
   std::lock_guard<std::mutex> l(mu_);
   grpc::Status inj;
   if (Begin("Stats", req->volume_uuid(), &inj)) return inj;
+  stats_reqs_.push_back(*req);
   auto it = mounts_.find(req->path());
   const FakeDisk& d = disks_[req->volume_uuid()];
   bool block = it != mounts_.end() ? it->second.block : false;
@@ -325,6 +379,7 @@ grpc::Status FakeHelper::Inventory(grpc::ServerContext*, const hv1::InventoryReq
     auto* a = resp->add_attached();
     a->set_volume_uuid(uuid);
     a->set_size_bytes(disks_[uuid].size);
+    a->set_encrypted_open(open_.count(uuid) > 0);
   }
   for (const auto& [path, m] : mounts_) {
     auto* mp = resp->add_mounts();

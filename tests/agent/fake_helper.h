@@ -27,6 +27,11 @@ struct FakeDisk {
   uint64_t fs_size = 0;
   bool gone = false;  // device vanished: attach fails, stats abnormal
   bool format_in_progress = false;
+  // Host encryption: a LUKS2 header opened by this passphrase (kind CRYPTO,
+  // type "crypto_LUKS"); `inner` is what the decrypted device holds.
+  std::string luks_passphrase;
+  hv1::ContentKind inner_kind = hv1::CONTENT_KIND_BLANK;
+  std::string inner_type;
 };
 
 struct FakeMount {
@@ -59,6 +64,10 @@ class FakeHelper final : public hv1::NodeHelper::Service {
   std::vector<hv1::FormatRequest> Formats();
   std::vector<hv1::MountRequest> MountRequests();
   std::vector<hv1::PublishRequest> PublishRequests();
+  std::vector<std::string> RemovedDirs();  // Unmount calls with remove_staging_path
+  std::set<std::string> OpenMappings();
+  std::vector<hv1::ExpandFilesystemRequest> ExpandRequests();
+  std::vector<hv1::StatsRequest> StatsRequests();
   int MaxConcurrentAttaches() const { return max_concurrent_attach_; }
 
   // ---- service
@@ -83,6 +92,15 @@ class FakeHelper final : public hv1::NodeHelper::Service {
   grpc::Status Stats(grpc::ServerContext*, const hv1::StatsRequest*, hv1::StatsResponse*) override;
   grpc::Status Inventory(grpc::ServerContext*, const hv1::InventoryRequest*,
                          hv1::InventoryResponse*) override;
+  // Host encryption (fake_helper_encryption.cc): the real helper's refusals
+  // (rule 1, wrong passphrase, close while mounted, detach while open) and its
+  // passphrase validation (INVALID_ARGUMENT when missing or over 512 bytes).
+  grpc::Status FormatEncrypted(grpc::ServerContext*, const hv1::FormatEncryptedRequest*,
+                               hv1::FormatEncryptedResponse*) override;
+  grpc::Status OpenEncrypted(grpc::ServerContext*, const hv1::OpenEncryptedRequest*,
+                             hv1::OpenEncryptedResponse*) override;
+  grpc::Status CloseEncrypted(grpc::ServerContext*, const hv1::CloseEncryptedRequest*,
+                              hv1::CloseEncryptedResponse*) override;
 
  private:
   // Logs the call and returns an injected failure, if any. Needs mu_ held.
@@ -100,6 +118,10 @@ class FakeHelper final : public hv1::NodeHelper::Service {
   std::vector<hv1::FormatRequest> formats_;
   std::vector<hv1::MountRequest> mount_reqs_;
   std::vector<hv1::PublishRequest> publish_reqs_;
+  std::vector<std::string> removed_dirs_;
+  std::set<std::string> open_;  // volumes whose LUKS mapping is open
+  std::vector<hv1::ExpandFilesystemRequest> expand_reqs_;
+  std::vector<hv1::StatsRequest> stats_reqs_;
   std::atomic<int> concurrent_attach_{0};
   std::atomic<int> max_concurrent_attach_{0};
 };

@@ -21,7 +21,7 @@ TEST(Identity, PluginInfoAndCapabilities) {
   grpc::ClientContext c2;
   csi::v1::GetPluginCapabilitiesResponse caps;
   ASSERT_TRUE(env.identity_stub_->GetPluginCapabilities(&c2, {}, &caps).ok());
-  EXPECT_EQ(caps.capabilities_size(), 2);
+  EXPECT_EQ(caps.capabilities_size(), 3);  // same set as the controller
 }
 
 TEST(Identity, ProbeFollowsTheHelper) {

@@ -132,10 +132,31 @@ TEST(Lifecycle, RestoredVolumeLargerThanItsFilesystemIsGrownAtStage) {
   ASSERT_TRUE(env.Stage(env.StageReq(7, AgentEnv::MountCap("ext4"), /*never_written=*/false)).ok());
   EXPECT_EQ(env.helper_.CountCalls("ExpandFilesystem"), 1);
   EXPECT_EQ(env.helper_.Disk(Uuid(7)).fs_size, 4ull << 30);
-  // A filesystem that already fills its device is left alone.
+  // Every volume with a content source is checked (the helper's size check
+  // makes it a no-op when the filesystem already fills the device) ...
   env.AddFs(8, "ext4");
   ASSERT_TRUE(env.Stage(env.StageReq(8, AgentEnv::MountCap("ext4"), false)).ok());
-  EXPECT_EQ(env.helper_.CountCalls("ExpandFilesystem"), 1);
+  EXPECT_EQ(env.helper_.CountCalls("ExpandFilesystem " + Uuid(8)), 1);
+  EXPECT_EQ(env.helper_.Disk(Uuid(8)).fs_size, 1ull << 30);
+  // ... but not one this driver created empty: it has no source to be smaller than.
+  env.AddFs(9, "ext4", /*size=*/4ull << 30, /*fs_size=*/1ull << 30);
+  auto req = env.StageReq(9, AgentEnv::MountCap("ext4"), false);
+  (*req.mutable_volume_context())["lightbits.com/created-empty"] = "true";
+  ASSERT_TRUE(env.Stage(req).ok());
+  EXPECT_EQ(env.helper_.CountCalls("ExpandFilesystem " + Uuid(9)), 0);
+}
+
+TEST(Lifecycle, GrowAtStageThatTheHelperCannotDoFailsTheStageAndUndoesIt) {
+  AgentEnv env;
+  env.AddFs(10, "ext4", /*size=*/4ull << 30, /*fs_size=*/1ull << 30);
+  env.helper_.FailNext("ExpandFilesystem",
+                       grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                    "growing ext4 online needs CAP_SYS_RESOURCE"));
+  auto st = env.Stage(env.StageReq(10, AgentEnv::MountCap("ext4"), false));
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(st.error_message().find("CAP_SYS_RESOURCE"), std::string::npos) << st.error_message();
+  EXPECT_TRUE(env.helper_.Mounts().empty()) << "a failed stage leaves nothing mounted";
+  EXPECT_TRUE(env.helper_.Attached().empty());
 }
 
 TEST(Lifecycle, ExpandReturnsTheNewDeviceSize) {

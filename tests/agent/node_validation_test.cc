@@ -78,12 +78,12 @@ TEST_F(ValidationTest, MalformedOrMissingVolumeIsNotFound) {
   EXPECT_TRUE(env.Records().empty()) << "a definite failure leaves no record";
 }
 
-TEST_F(ValidationTest, HostEncryptionIsNotSupportedYet) {
+TEST_F(ValidationTest, HostEncryptionNeedsThePassphraseSecret) {
   auto r = env.StageReq(1, AgentEnv::MountCap());
   r.set_volume_id(VolId(1) + "|hostcrypto:luks2");
   grpc::Status st = env.Stage(r);
-  EXPECT_EQ(st.error_code(), StatusCode::FAILED_PRECONDITION);
-  EXPECT_NE(st.error_message().find("host encryption is not supported yet"), std::string::npos);
+  EXPECT_EQ(st.error_code(), StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("host-encryption-passphrase"), std::string::npos);
 }
 
 TEST_F(ValidationTest, MultiNodeWriterFilesystemExceedsCapabilities) {

@@ -20,7 +20,9 @@ TEST(ValidationTest, ChooseSize) {
   EXPECT_EQ(*ChooseSize({0, 5 * kGiB}, "c"), kGiB);
   EXPECT_EQ(ChooseSize({0, kGiB - 1}, "c").status().code(), absl::StatusCode::kOutOfRange);
   uint64_t big = static_cast<uint64_t>(INT64_MAX);
-  EXPECT_TRUE(ChooseSize({big, 0}, "c").ok());
+  EXPECT_TRUE(ChooseSize({big / kGiB * kGiB, 0}, "c").ok());
+  // Rounded up to whole GiB it would pass INT64_MAX, which CSI cannot report.
+  EXPECT_EQ(ChooseSize({big, 0}, "c").status().code(), absl::StatusCode::kOutOfRange);
 }
 
 TEST(ValidationTest, MountFlagsAllowList) {

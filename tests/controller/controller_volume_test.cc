@@ -49,6 +49,23 @@ TEST_F(ControllerTest, CreateWithProjectSchemeAndHostEncryptionId) {
                                            "|proj:team-a|scheme:grpc|hostcrypto:luks2");
 }
 
+// The shipped plugin's rule: encrypted data does not compress, so the pair is refused
+// before LightOS is asked for anything.
+TEST_F(ControllerTest, HostEncryptionWithCompressionIsRefused) {
+  auto req = CreateReq("pvc-enc-comp");
+  (*req.mutable_parameters())["host-encryption"] = "enabled";
+  (*req.mutable_parameters())["compression"] = "enabled";
+  csi::v1::CreateVolumeResponse resp;
+  grpc::Status st = Create(req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("host-encryption"), std::string::npos) << st.error_message();
+  EXPECT_TRUE(cluster_->Volumes().empty());
+  // Encryption alone is fine and yields the |hostcrypto:luks2 id.
+  (*req.mutable_parameters())["compression"] = "disabled";
+  ASSERT_TRUE(Create(req, &resp).ok());
+  EXPECT_TRUE(resp.volume().volume_id().ends_with("|hostcrypto:luks2")) << resp.volume().volume_id();
+}
+
 TEST_F(ControllerTest, NamesInvalidForLightosAreMappedDeterministically) {
   std::string id1 = MustCreate("my volume/ü");
   std::string id2 = MustCreate("my volume/ü");

@@ -60,11 +60,17 @@ check "context= mounts with the pod label" some -A -s $d -t container_file_t -c 
 check "bind-mounts onto pod targets" some -A -s $d -t container_file_t -c dir -p mounton
 check "runs mkfs in its own domain" some -A -s $d -t fsadm_exec_t -c file -p execute
 check "reads the host NQN" some -A -s $d -t etc_t -c file -p read
+check "device-mapper control for LUKS mappings" some -A -s $d -t lvm_control_t -c chr_file -p read,write
 # What it must not do.
 check "no shadow_t read" none -A -s $d -t shadow_t -c file -p read
 check "no home directory read" none -A -s $d -t user_home_t -c file -p read
 check "no ptrace" none -A -s $d -c process -p ptrace
 check "no module load" none -A -s $d -c system -p module_load,module_request
+check "no kernel keyring (LUKS volume keys stay in the dm table)" none -A -s $d -c key
+check "no device node creation" none -A -s $d -c blk_file,chr_file -p create
+# Only sockets of its own count: the base policy lets every daemon use sockets inherited
+# from init (init_t), which is not the helper creating AF_ALG sockets.
+check "no AF_ALG sockets of its own" none -A -s $d -t $d -c alg_socket
 check "no kernel module files" none -A -s $d -t modules_object_t -c file -p read
 check "no sys_module, sys_ptrace, net_admin, sys_rawio, setuid" none -A -s $d -c capability \
   -p sys_module,sys_ptrace,net_admin,net_raw,sys_rawio,setuid,setgid,mknod,sys_boot,sys_time

@@ -114,7 +114,8 @@ class HelperProcess : public ::testing::Test {
                                      "--sim-data-dir", dir_ + "/sim",
                                      "--allow-foreign-netns",
                                      "--seccomp", SeccompMode(),
-                                     "--log-level", "warn"};
+                                     "--log-level", LogLevel()};
+    for (auto& e : ExtraArgs()) args.push_back(e);
     for (auto& e : extra) args.push_back(e);
     pid_ = fork();
     ASSERT_GE(pid_, 0);
@@ -146,6 +147,8 @@ class HelperProcess : public ::testing::Test {
   }
 
   virtual const char* SeccompMode() const { return "enforce"; }
+  virtual const char* LogLevel() const { return "warn"; }
+  virtual std::vector<std::string> ExtraArgs() const { return {}; }
 
   void StopHelper() {
     if (pid_ <= 0) return;

@@ -11,6 +11,7 @@
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
+#include <linux/dm-ioctl.h>
 #include <sys/ioctl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
@@ -182,8 +183,13 @@ std::vector<Forbidden> ForbiddenCases() {
        [] { return Errno(syscall(SYS_kexec_file_load, -1, -1, 0, nullptr, 0xdead0000UL)); }, 0},
       {"keyctl", [] { return Errno(syscall(SYS_keyctl, -1, 0, 0, 0, 0)); }, 0},
       {"add_key", [] { return Errno(syscall(SYS_add_key, "user", "lbcsi", "", 0, 0)); }, 0},
+      // libcryptsetup's keyring probe: ENOSYS keeps the volume key out of the keyring.
       {"request_key",
-       [] { return Errno(syscall(SYS_request_key, "user", "lbcsi-none", nullptr, 0)); }, 0},
+       [] { return Errno(syscall(SYS_request_key, "user", "lbcsi-none", nullptr, 0)); }, ENOSYS},
+      {"semget", [] { return Errno(syscall(SYS_semget, 0, 1, 0600)); }, ENOSYS},
+      {"dm_ioctl_remove_all",
+       [] { return Errno(ioctl(-1, DM_REMOVE_ALL, nullptr)); }, ENOTTY},
+
       {"unshare", [] { return Errno(unshare(0)); }, 0},
       {"setns", [] { return Errno(setns(-1, 0)); }, 0},
       {"kill_other_process", [] { return Errno(kill(1, 0)); }, 0},
@@ -195,7 +201,8 @@ std::vector<Forbidden> ForbiddenCases() {
        },
        0},
       {"chroot", [] { return Errno(chroot("/")); }, 0},
-      {"mknodat", [] { return Errno(mknodat(AT_FDCWD, "/nonexistent/x", S_IFIFO | 0600, 0)); }, 0},
+      {"mknodat", [] { return Errno(mknodat(AT_FDCWD, "/nonexistent/x", S_IFIFO | 0600, 0)); },
+       EPERM},
       {"capset", [] { return Errno(syscall(SYS_capset, nullptr, nullptr)); }, 0},
   };
 }
@@ -211,6 +218,20 @@ TEST(SeccompEnforce, ForbiddenClassesGetTheirExactOutcome) {
           << f.name << ": " << o << ", want " << strerror(f.expected_errno);
     }
   }
+}
+
+// Host encryption: the device-mapper requests libcryptsetup needs reach the
+// kernel (EBADF on a bad fd, not the filter's ENOTTY); AF_ALG fails softly.
+TEST(SeccompEnforce, DeviceMapperRequestsReachTheKernelAfAlgFailsSoftly) {
+  for (unsigned long request : {DM_VERSION, DM_DEV_CREATE, DM_TABLE_LOAD, DM_DEV_SUSPEND,
+                                DM_TABLE_STATUS, DM_DEV_REMOVE}) {
+    EXPECT_TRUE(FailedWith(RunFiltered([request] { return Errno(ioctl(-1, request, nullptr)); }),
+                           EBADF))
+        << std::hex << request;
+  }
+  EXPECT_TRUE(FailedWith(
+      RunFiltered([] { return Errno(socket(AF_ALG, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)); }),
+      EAFNOSUPPORT));
 }
 
 TEST(SeccompEnforce, ProbedSyscallsGetEnosys) {

@@ -123,6 +123,18 @@ absl::Status Cluster::Load() {
   } catch (const nlohmann::json::exception& e) {
     return absl::DataLossError(Cat(path, ": ", e.what()));
   }
+  // Data files are written before state.json: a kill in between leaves files
+  // of objects that never existed (or were already deleted). Drop them.
+  for (const char* dir : {"volumes", "snapshots"}) {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(Cat(opts_.data_dir, "/", dir), ec)) {
+      const std::string uuid = entry.path().stem().string();
+      const bool known = dir[0] == 'v' ? volumes_.count(uuid) > 0 : snapshots_.count(uuid) > 0;
+      if (known) continue;
+      LOG(kWarn, "removing a data file no object owns", {"path", entry.path().string()});
+      fs::remove(entry.path(), ec);
+    }
+  }
   LOG(kInfo, "cluster state loaded", {"volumes", volumes_.size()},
       {"snapshots", snapshots_.size()});
   return absl::OkStatus();
