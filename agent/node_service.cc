@@ -724,7 +724,11 @@ absl::Status NodeService::Publish(const csi::v1::NodePublishVolumeRequest& req,
     preq.set_staging_path(rec.stage->path);
   }
   preq.set_read_only(want.read_only);
-  AddOptions(&preq, want.mount_options);
+  // kubelet sends the same mount flags to stage and publish; nouuid belongs to
+  // the xfs superblock mounted at stage, and a bind mount inherits it.
+  for (int o : want.mount_options) {
+    if (o != hv1::MOUNT_OPTION_NOUUID) preq.add_options(static_cast<hv1::MountOption>(o));
+  }
   preq.set_selinux_context(want.selinux_context);
   // Encrypted: the helper binds the decrypted device (block) or checks the
   // staged mount against it; the raw device is never published.

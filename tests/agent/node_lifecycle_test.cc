@@ -1,4 +1,6 @@
 // Full call sequences through the CSI socket against the fake helper.
+#include <algorithm>
+
 #include <gtest/gtest.h>
 
 #include "tests/agent/agent_env.h"
@@ -45,6 +47,23 @@ TEST_P(LifecycleTest, FilesystemStagePublishUnpublishUnstage) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Fs, LifecycleTest, ::testing::Values("ext4", "xfs"));
+
+TEST(Lifecycle, XfsNouuidGoesToTheStageMountOnly) {
+  // kubelet passes the same mount flags to stage and publish; a bind mount must
+  // not carry nouuid (the helper refuses it without an xfs superblock).
+  AgentEnv env;
+  env.AddBlank(3);
+  csi::v1::VolumeCapability cap = AgentEnv::MountCap("xfs");
+  cap.mutable_mount()->add_mount_flags("nouuid");
+  cap.mutable_mount()->add_mount_flags("noatime");
+  ASSERT_TRUE(env.Stage(env.StageReq(3, cap)).ok());
+  ASSERT_TRUE(env.Publish(env.PublishReq(3, cap)).ok());
+  const std::vector<hv1::PublishRequest> publishes = env.helper_.PublishRequests();
+  ASSERT_EQ(publishes.size(), 1u);
+  const auto& opts = publishes[0].options();
+  EXPECT_EQ(std::count(opts.begin(), opts.end(), hv1::MOUNT_OPTION_NOUUID), 0);
+  EXPECT_EQ(std::count(opts.begin(), opts.end(), hv1::MOUNT_OPTION_NOATIME), 1);
+}
 
 TEST(Lifecycle, BlockAttachesOnlyAndBindsTheDevice) {
   CSI_CONFORMANCE("NodePublishVolume.MUST.block_at_target");

@@ -112,8 +112,13 @@ KeyCert MakeServerCert(const KeyCert& ca, const std::vector<std::string>& dns_na
   AddExt(cert.get(), ca_cert.get(), NID_key_usage, "critical,digitalSignature,keyEncipherment");
   AddExt(cert.get(), ca_cert.get(), NID_ext_key_usage, "serverAuth");
   std::string san;
-  for (const auto& d : dns_names) san += (san.empty() ? "" : ",") + ("DNS:" + d);
-  for (const auto& ip : ips) san += (san.empty() ? "" : ",") + ("IP:" + ip);
+  auto add = [&san](const char* kind, const std::string& value) {
+    if (!san.empty()) san += ',';
+    san += kind;
+    san += value;
+  };
+  for (const auto& d : dns_names) add("DNS:", d);
+  for (const auto& ip : ips) add("IP:", ip);
   if (!san.empty()) AddExt(cert.get(), ca_cert.get(), NID_subject_alt_name, san);
   Check(X509_sign(cert.get(), ca_key.get(), EVP_sha256()) > 0, "sign server");
   return {KeyPem(key.get()), CertPem(cert.get())};
