@@ -85,7 +85,12 @@ class AgentIntegration : public ::testing::Test {
     std::string build = build_env;
     helper_bin_ = build + "/helper/lbcsi-helper";
     agent_bin_ = build + "/agent/lbcsi-agent";
-    if (!std::filesystem::exists(helper_bin_)) GTEST_SKIP() << "lbcsi-helper not built";
+    if (!std::filesystem::exists(helper_bin_)) {
+      if (const char* ci = std::getenv("CI"); ci && std::string(ci) == "true") {
+        FAIL() << "lbcsi-helper not built at " << helper_bin_;
+      }
+      GTEST_SKIP() << "lbcsi-helper not built at " << helper_bin_;
+    }
     char tmpl[] = "/tmp/lbcsi-agent-it-XXXXXX";
     dir_ = mkdtemp(tmpl);
     root_ = dir_ + "/kubelet";
