@@ -5,6 +5,7 @@
 #include "agent/node_service.h"
 #include "agent/request_checks.h"
 #include "common/logging.h"
+#include "common/plugin_dir.h"
 #include "common/status.h"
 #include "common/strings.h"
 
@@ -110,7 +111,7 @@ std::string NodeService::EphemeralVolumeName(std::string_view volume_id) {
 }
 
 std::string NodeService::EphemeralStagingPath(std::string_view volume_id) const {
-  return Cat(deps_.config.kubelet_root, "/plugins/", deps_.config.driver_name, "/ephemeral/",
+  return Cat(deps_.config.kubelet_root, "/plugins/", deps_.config.driver_name, "/", kEphemeralDirName, "/",
              state::Sha256Hex(volume_id).substr(0, 40));
 }
 

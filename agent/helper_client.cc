@@ -46,6 +46,11 @@ absl::StatusOr<Resp> HelperClient::Call(Method<Req, Resp> method, std::string_vi
 absl::StatusOr<hv1::GetInfoResponse> HelperClient::GetInfo(absl::Time deadline) {
   return Call(&hv1::NodeHelper::StubInterface::GetInfo, "GetInfo", hv1::GetInfoRequest(), deadline);
 }
+absl::StatusOr<hv1::PrepareSocketDirResponse> HelperClient::PrepareSocketDir(
+    const hv1::PrepareSocketDirRequest& req, absl::Time deadline) {
+  return Call(&hv1::NodeHelper::StubInterface::PrepareSocketDir, "PrepareSocketDir", req,
+              deadline);
+}
 absl::StatusOr<hv1::AttachResponse> HelperClient::Attach(const hv1::AttachRequest& req,
                                                          absl::Time deadline) {
   return Call(&hv1::NodeHelper::StubInterface::Attach, "Attach", req, deadline);

@@ -26,6 +26,8 @@ class HelperClient {
   static std::unique_ptr<HelperClient> ForSocket(const std::string& socket_path);
 
   absl::StatusOr<hv1::GetInfoResponse> GetInfo(absl::Time deadline);
+  absl::StatusOr<hv1::PrepareSocketDirResponse> PrepareSocketDir(
+      const hv1::PrepareSocketDirRequest& req, absl::Time deadline);
   absl::StatusOr<hv1::AttachResponse> Attach(const hv1::AttachRequest& req, absl::Time deadline);
   absl::StatusOr<hv1::DetachResponse> Detach(const hv1::DetachRequest& req, absl::Time deadline);
   absl::StatusOr<hv1::ProbeResponse> Probe(const hv1::ProbeRequest& req, absl::Time deadline);

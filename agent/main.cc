@@ -15,6 +15,8 @@
 #include "agent/identity_service.h"
 #include "agent/metrics.h"
 #include "agent/node_service.h"
+#include "agent/socket_dirs.h"
+#include "common/unix_endpoint.h"
 #include "common/grpc_server.h"
 #include "common/logging.h"
 #include "lightos/client_pool.h"
@@ -60,6 +62,12 @@ int Run(int argc, char** argv) {
       ->envname(env("NODE_ID"));
   app.add_option("--helper-socket", config.helper_socket, "the root helper's unix socket")
       ->envname(env("HELPER_SOCKET"))
+      ->capture_default_str();
+  int helper_wait_seconds = 300;
+  app.add_option("--helper-wait", helper_wait_seconds,
+                 "seconds to wait at start-up for the helper to prepare the socket directories")
+      ->envname(env("HELPER_WAIT"))
+      ->check(CLI::Range(1, 3600))
       ->capture_default_str();
   app.add_option("--kubelet-root", config.kubelet_root, "kubelet's root directory")
       ->envname(env("KUBELET_ROOT"))
@@ -147,6 +155,21 @@ int Run(int argc, char** argv) {
   deps.crash_hook = *crash_hook;
   NodeService node(std::move(deps));
   IdentityService identity(config, helper);
+
+  // The socket directory must be ours before we can bind in it.
+  absl::StatusOr<std::string> socket_path = ParseUnixEndpoint(config.endpoint);
+  if (!socket_path.ok()) {
+    LOG(kError, "bad --endpoint", {"status", socket_path.status()});
+    return 1;
+  }
+  const std::string socket_dir = socket_path->substr(0, socket_path->rfind('/'));
+  if (absl::Status st = PrepareSocketDirs(*helper, socket_dir,
+                                          absl::Now() + absl::Seconds(helper_wait_seconds));
+      !st.ok()) {
+    LOG(kError, "cannot prepare the socket directories; is lbcsi-helper running?", {"status", st},
+        {"helper_socket", config.helper_socket});
+    return 1;
+  }
 
   UnixServerOptions sopts;
   sopts.endpoint = config.endpoint;

@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
   std::string sim_data_dir;
   int ctrl_loss_tmo = 120, fast_io_fail_tmo = 20;
   std::string plugin_socket_dir, registration_dir;
-  int64_t agent_uid = -1, agent_gid = -1;
+  int64_t agent_uid = -1;
   bool allow_foreign_netns = false;
   std::string seccomp = "enforce";
   std::string log_level = "info", log_format = "text";
@@ -78,7 +78,6 @@ int main(int argc, char** argv) {
   app.add_option("--plugin-socket-dir", plugin_socket_dir, "PrepareSocketDir(SOCKET_DIR_PLUGIN)");
   app.add_option("--registration-dir", registration_dir, "PrepareSocketDir(SOCKET_DIR_REGISTRATION)");
   app.add_option("--agent-uid", agent_uid, "owner of prepared socket dirs (default: --allowed-uid)");
-  app.add_option("--agent-gid", agent_gid, "group of prepared socket dirs (default: --allowed-gid)");
   app.add_flag("--allow-foreign-netns", allow_foreign_netns,
                "skip the host network namespace check (tests only)");
   app.add_option("--seccomp", seccomp, "enforce|log|off")->capture_default_str();
@@ -182,7 +181,6 @@ int main(int argc, char** argv) {
   config.plugin_socket_dir = plugin_socket_dir;
   config.registration_dir = registration_dir;
   config.agent_uid = static_cast<uid_t>(agent_uid >= 0 ? agent_uid : allowed_uid);
-  config.agent_gid = static_cast<gid_t>(agent_gid >= 0 ? agent_gid : allowed_gid);
   config.default_deadline = absl::Seconds(default_deadline);
   config.luks = luks;
   HelperService service(std::move(config), std::move(*guard), std::move(transport), &mkfs,

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "common/logging.h"
+#include "common/plugin_dir.h"
 #include "common/status.h"
 #include "common/strings.h"
 #include "helper/crypto/luks.h"
@@ -289,6 +290,32 @@ grpc::Status HelperService::CloseEncrypted(grpc::ServerContext*,
   LBCSI_HANDLER(CloseEncrypted, DoCloseEncrypted(*req, resp));
 }
 
+namespace {
+
+// <parent>/<name> as a root-owned 0750 directory: created when missing, taken over when it
+// exists (an older install may have left it to the agent); a symlink or a file is refused.
+absl::Status EnsureRootOwnedDir(int parent_fd, const std::string& parent, const char* name) {
+  const std::string path = Cat(parent, "/", name);
+  if (mkdirat(parent_fd, name, 0750) != 0 && errno != EEXIST) {
+    return absl::InternalError(Cat("mkdir ", path, ": ", std::strerror(errno)));
+  }
+  // Chown before open: a directory someone else owns may not be readable to the helper.
+  if (fchownat(parent_fd, name, 0, 0, AT_SYMLINK_NOFOLLOW) != 0) {
+    return absl::InternalError(Cat("chown ", path, ": ", std::strerror(errno)));
+  }
+  UniqueFd fd(openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) {
+    return absl::FailedPreconditionError(
+        Cat(path, " exists and is not a plain directory: ", std::strerror(errno)));
+  }
+  if (fchmod(fd.get(), 0750) != 0) {
+    return absl::InternalError(Cat("chown/chmod ", path, ": ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 // ---- operations ----
 
 absl::Status HelperService::DoPrepareSocketDir(const v1::PrepareSocketDirRequest& req,
@@ -314,9 +341,32 @@ absl::Status HelperService::DoPrepareSocketDir(const v1::PrepareSocketDirRequest
       return absl::InternalError(Cat("mkdir ", cur, ": ", std::strerror(errno)));
     }
   }
-  UniqueFd fd(open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd.valid()) return absl::InternalError(Cat("open ", dir, ": ", std::strerror(errno)));
-  if (fchown(fd.get(), config_.agent_uid, config_.agent_gid) != 0 || fchmod(fd.get(), 0750) != 0) {
+  // The helper keeps no DAC override, so a directory the agent already owns (0750) is closed
+  // to it. Take it back first (chown needs access to the parent only), add what belongs
+  // inside, then hand it over again.
+  const size_t slash = dir.rfind('/');
+  const std::string parent = slash == 0 ? "/" : dir.substr(0, slash);
+  const std::string leaf = dir.substr(slash + 1);
+  UniqueFd parent_fd(open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!parent_fd.valid()) {
+    return absl::InternalError(Cat("open ", parent, ": ", std::strerror(errno)));
+  }
+  if (fchownat(parent_fd.get(), leaf.c_str(), 0, 0, AT_SYMLINK_NOFOLLOW) != 0) {
+    return absl::InternalError(Cat("chown ", dir, ": ", std::strerror(errno)));
+  }
+  UniqueFd fd(openat(parent_fd.get(), leaf.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd.valid()) {
+    return absl::FailedPreconditionError(
+        Cat(dir, " is not a plain directory: ", std::strerror(errno)));
+  }
+  if (fchmod(fd.get(), 0750) != 0) {
+    return absl::InternalError(Cat("chmod ", dir, ": ", std::strerror(errno)));
+  }
+  if (req.dir() == v1::SOCKET_DIR_PLUGIN) {
+    RETURN_IF_ERROR(EnsureRootOwnedDir(fd.get(), dir, kEphemeralDirName));
+  }
+  // Group root: the helper reaches the inline volumes' mount points through it.
+  if (fchown(fd.get(), config_.agent_uid, 0) != 0 || fchmod(fd.get(), 0750) != 0) {
     return absl::InternalError(Cat("chown/chmod ", dir, ": ", std::strerror(errno)));
   }
   resp->set_path(dir);

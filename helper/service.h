@@ -29,8 +29,7 @@ struct ServiceConfig {
   std::string version;
   std::string plugin_socket_dir;        // PrepareSocketDir(SOCKET_DIR_PLUGIN); empty: refused
   std::string registration_dir;         // PrepareSocketDir(SOCKET_DIR_REGISTRATION)
-  uid_t agent_uid = 0;
-  gid_t agent_gid = 0;
+  uid_t agent_uid = 0;                  // owner of prepared socket dirs (group: root)
   absl::Duration default_deadline = absl::Seconds(60);  // when the client sets none
   absl::Duration max_deadline = absl::Seconds(300);
   crypto::LuksConfig luks;  // host encryption: key size and PBKDF cost of new LUKS2 headers

@@ -166,18 +166,12 @@ stack_start() {
   touch "$dir/.lbcsi-stack"
   chmod 0755 "$dir"  # the agent's uid must reach its sockets, state and kubelet directories
   mkdir -p "$dir"/{run,logs,etc,sim,controller,helper,helper-state,kubelet}
-  mkdir -p "$dir/agent-state" "$dir/kubelet/plugins/$LBCSI_DRIVER"
-  # Directories the agent owns: its state, and the plugin directory holding its socket (what the
-  # helper's PrepareSocketDir does in a deployment).
-  chown "$LBCSI_AGENT_UID:$LBCSI_AGENT_GID" "$dir/agent-state" "$dir/kubelet/plugins/$LBCSI_DRIVER"
+  mkdir -p "$dir/agent-state" "$dir/kubelet/plugins"
+  # The agent's state directory; its plugin socket directory (and ephemeral/ inside it for
+  # inline volumes) is handed to it by the helper's PrepareSocketDir when the agent starts,
+  # as in a deployment.
+  chown "$LBCSI_AGENT_UID:$LBCSI_AGENT_GID" "$dir/agent-state"
   chmod 0700 "$dir/agent-state"
-  chmod 0750 "$dir/kubelet/plugins/$LBCSI_DRIVER"
-  # Inline volumes' private mount points live in ephemeral/ below it. The helper (root, no
-  # CAP_DAC_*) cannot create entries in the agent's 0750 directory, so ephemeral/ is made here:
-  # root-owned, and writable by the agent's group for agents that create the mount points.
-  mkdir -p "$dir/kubelet/plugins/$LBCSI_DRIVER/ephemeral"
-  chown "0:$LBCSI_AGENT_GID" "$dir/kubelet/plugins/$LBCSI_DRIVER/ephemeral"
-  chmod 0770 "$dir/kubelet/plugins/$LBCSI_DRIVER/ephemeral"
   chmod 0755 "$dir/kubelet" "$dir/kubelet/plugins"
 
   # Secrets: one random LightOS token; a copy the agent can read for ephemeral volumes.
@@ -211,17 +205,15 @@ stack_start() {
   [[ -n $verbose ]] && _stack_started "$dir" controller lbcsi-controller "$ctrl_ep"
 
   # Helper: root, loop transport over the emulator's files, accepts only the agent's uid.
-  # The helper keeps no CAP_DAC_*: it reaches the agent's 0750 directories (plugin socket dir,
-  # inline-volume mount points) through the agent's group, held as a supplementary group.
-  local root_client=() agent_group=()
+  local root_client=()
   ((LBCSI_AGENT_UID == 0)) && root_client=(--allow-root-client)
-  ((LBCSI_AGENT_GID != 0)) && agent_group=(setpriv --groups="$LBCSI_AGENT_GID" --)
   STACK_T0=$(now_us)
-  _stack_spawn "$dir" helper "${agent_group[@]}" "$HELPER_BIN" --socket "$dir/helper/helper.sock" \
+  _stack_spawn "$dir" helper "$HELPER_BIN" --socket "$dir/helper/helper.sock" \
     --allowed-uid "$LBCSI_AGENT_UID" --allowed-gid "$LBCSI_AGENT_GID" "${root_client[@]}" \
     --root "$dir/kubelet" --state-dir "$dir/helper-state" --host-nqn-file "$dir/etc/hostnqn" \
     --transport loop --sim-data-dir "$dir/sim" --allow-foreign-netns \
-    --plugin-socket-dir "$dir/kubelet/plugins/$LBCSI_DRIVER" --log-level "$LBCSI_LOG_LEVEL"
+    --plugin-socket-dir "$dir/kubelet/plugins/$LBCSI_DRIVER" --agent-uid "$LBCSI_AGENT_UID" \
+    --log-level "$LBCSI_LOG_LEVEL"
   _stack_wait_ready "$dir" helper 30 _helper_ready "$dir"
   [[ -n $verbose ]] && _stack_started "$dir" helper lbcsi-helper "$dir/helper/helper.sock (root, loop transport, seccomp)"
 

@@ -115,6 +115,26 @@ grpc::Status FakeHelper::GetInfo(grpc::ServerContext*, const hv1::GetInfoRequest
   return grpc::Status::OK;
 }
 
+void FakeHelper::SetPreparedDir(hv1::SocketDir dir, const std::string& path) {
+  std::lock_guard<std::mutex> l(mu_);
+  prepared_dirs_[dir] = path;
+}
+
+grpc::Status FakeHelper::PrepareSocketDir(grpc::ServerContext*,
+                                          const hv1::PrepareSocketDirRequest* req,
+                                          hv1::PrepareSocketDirResponse* resp) {
+  if (down_) return Err(grpc::StatusCode::UNAVAILABLE, "helper down");
+  std::lock_guard<std::mutex> l(mu_);
+  grpc::Status inj;
+  if (Begin("PrepareSocketDir", hv1::SocketDir_Name(req->dir()), &inj)) return inj;
+  auto it = prepared_dirs_.find(req->dir());
+  if (it == prepared_dirs_.end()) {
+    return Err(grpc::StatusCode::FAILED_PRECONDITION, "this socket directory is not configured");
+  }
+  resp->set_path(it->second);
+  return grpc::Status::OK;
+}
+
 grpc::Status FakeHelper::Attach(grpc::ServerContext*, const hv1::AttachRequest* req,
                                 hv1::AttachResponse* resp) {
   absl::Duration stall;

@@ -56,6 +56,8 @@ class FakeHelper final : public hv1::NodeHelper::Service {
   void StallAttach(const std::string& uuid, absl::Duration d);
   void FailNext(const std::string& method, grpc::Status status);
   void SetDown(bool down) { down_ = down; }
+  // PrepareSocketDir answers with `path` for `dir`; unset dirs are "not configured".
+  void SetPreparedDir(hv1::SocketDir dir, const std::string& path);
   std::vector<std::string> Calls();
   int CountCalls(const std::string& method);
   void ClearCalls();
@@ -73,6 +75,8 @@ class FakeHelper final : public hv1::NodeHelper::Service {
   // ---- service
   grpc::Status GetInfo(grpc::ServerContext*, const hv1::GetInfoRequest*,
                        hv1::GetInfoResponse*) override;
+  grpc::Status PrepareSocketDir(grpc::ServerContext*, const hv1::PrepareSocketDirRequest*,
+                                hv1::PrepareSocketDirResponse*) override;
   grpc::Status Attach(grpc::ServerContext*, const hv1::AttachRequest*,
                       hv1::AttachResponse*) override;
   grpc::Status Detach(grpc::ServerContext*, const hv1::DetachRequest*,
@@ -110,6 +114,7 @@ class FakeHelper final : public hv1::NodeHelper::Service {
   std::atomic<bool> down_{false};
   std::mutex mu_;
   std::map<std::string, FakeDisk> disks_;
+  std::map<int, std::string> prepared_dirs_;
   std::set<std::string> attached_;
   std::map<std::string, FakeMount> mounts_;
   std::vector<std::string> calls_;

@@ -37,7 +37,7 @@ for f in usr/local/libexec/lbcsi/lbcsi-helper etc/systemd/system/lbcsi-helper.se
   [[ -f $r/$f ]] && ok "installed /$f" || bad "missing /$f"
 done
 [[ $(stat -c %a "$r/usr/local/libexec/lbcsi/lbcsi-helper") == 755 ]] && ok "binary mode 755" || bad "binary mode"
-grep -qx 'nvme-tcp' "$r/etc/modules-load.d/lbcsi.conf" && ok "nvme-tcp loaded at boot" || bad "modules-load.d"
+for m in nvme-tcp dm_crypt xts; do grep -qx "$m" "$r/etc/modules-load.d/lbcsi.conf" && ok "$m loaded at boot" || bad "modules-load.d: $m"; done
 grep -q -- '--allowed-uid=1234 --allowed-gid=4321' "$r/etc/default/lbcsi-helper" && ok "agent uid/gid passed" || bad "uid args"
 grep -qx 'LBCSI_KUBELET_DIR=/data/kubelet' "$r/etc/default/lbcsi-helper" && ok "kubelet dir passed" || bad "kubelet dir"
 grep -q -- '--plugin-socket-dir=/data/kubelet/plugins/csi.lightbitslabs.com' "$r/etc/default/lbcsi-helper" \

@@ -240,7 +240,9 @@ class ContentTest(unittest.TestCase):
         self.assertEqual(names, ["lbcsi-agent", "node-driver-registrar", "livenessprobe"])
         paths = {v["name"]: v["hostPath"]["path"] for v in spec["volumes"] if "hostPath" in v}
         self.assertEqual(paths["plugin-dir"], "/var/lib/kubelet/plugins/csi.lightbitslabs.com")
-        self.assertEqual(paths["registration-dir"], "/var/lib/kubelet/plugins_registry")
+        # Our own directory below plugins_registry: the agent's uid never owns the shared one.
+        self.assertEqual(paths["registration-dir"],
+                         "/var/lib/kubelet/plugins_registry/csi.lightbitslabs.com")
         self.assertEqual(paths["helper-socket-dir"], "/run/lbcsi")
         agent = spec["containers"][0]
         self.assertIn("--helper-socket=/run/lbcsi/helper.sock", agent["args"])
@@ -347,6 +349,60 @@ class ChartTest(unittest.TestCase):
             (chart / "templates" / "a.yaml").write_text("a: {{ include \"x\" . }}\n")
             with self.assertRaises(render_chart.TemplateError):
                 render_chart.render(chart)
+
+
+class FlagsTest(unittest.TestCase):
+    """Every flag the deployment passes to our binaries is one they accept (CLI11 refuses
+    unknown flags, so a stale flag would crash-loop the pod or the unit)."""
+
+    BINARIES = {"lbcsi-helper": "LBCSI_HELPER_BIN", "lbcsi-agent": "LBCSI_AGENT_BIN",
+                "lbcsi-controller": "LBCSI_CONTROLLER_BIN"}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.known = {}
+        for name, env in cls.BINARIES.items():
+            path = os.environ.get(env)
+            if not path:
+                raise unittest.SkipTest(f"{env} not set (ctest sets it when the binaries are built)")
+            out = subprocess.run([path, "--help"], capture_output=True, text=True, timeout=60)
+            cls.known[name] = set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", out.stdout))
+            assert len(cls.known[name]) > 3, f"{name} --help printed no flags: {out.stdout}"
+
+    @staticmethod
+    def flags(args):
+        return {a.split("=", 1)[0] for a in args if a.startswith("--")}
+
+    def check(self, binary, flags, where):
+        unknown = flags - self.known[binary]
+        self.assertFalse(unknown, f"{where}: {binary} has no flag(s) {sorted(unknown)}")
+
+    def test_manifests_and_all_on_rendering(self):
+        texts = {name: (DEPLOY / "manifests" / name).read_text()
+                 for name in ("lbcsi-host-mode.yaml", "lbcsi-container-mode.yaml")}
+        texts["all-on rendering"] = render_chart.render(overrides=ALL_ON)
+        seen = set()
+        for where, text in texts.items():
+            for _, spec in pod_specs(docs(text)):
+                for c in containers(spec):
+                    if c["name"] in self.BINARIES:
+                        seen.add(c["name"])
+                        self.check(c["name"], self.flags(c.get("args", [])), where)
+        self.assertEqual(seen, set(self.BINARIES))
+
+    def test_systemd_unit_and_host_install(self):
+        unit = (DEPLOY / "systemd" / "lbcsi-helper.service").read_text()
+        exec_start = re.search(r"^ExecStart=(.*?)(?<!\\)$", unit, re.M | re.S).group(1)
+        self.check("lbcsi-helper", self.flags(exec_start.replace("\\\n", " ").split()),
+                   "lbcsi-helper.service")
+        install = (DEPLOY / "host" / "install.sh").read_text()
+        args = re.search(r'LBCSI_HELPER_ARGS=\\"([^"\\]*)', install).group(1)
+        self.assertIn("--plugin-socket-dir", args)
+        self.check("lbcsi-helper", self.flags(args.split()), "install.sh")
+
+    def test_checker_catches_a_stale_flag(self):
+        with self.assertRaises(AssertionError):
+            self.check("lbcsi-helper", {"--no-such-flag"}, "test")
 
 
 if __name__ == "__main__":

@@ -97,6 +97,72 @@ TEST_F(NodeApi, DriverOwnedStagingPathIsCreatedAndRemovedByTheHelper) {
   ASSERT_TRUE(Detach(uuid, &dresp).ok());
 }
 
+// The plugin directory belongs to the agent (0750), and the helper keeps no DAC override: the
+// inline volumes' mount points must still be reachable and creatable by the helper.
+TEST_F(NodeApi, PreparedPluginDirIsTheAgentsAndStillHoldsHelperCreatedInlineMounts) {
+  if (dir_.empty()) return;
+  const std::string plugin = root_ + "/plugins/drv";
+  const std::string eph = plugin + "/ephemeral";
+  // As an older install left it: everything owned by the agent.
+  std::filesystem::create_directories(eph);
+  ASSERT_EQ(chown(plugin.c_str(), 4242, 4242), 0);
+  ASSERT_EQ(chown(eph.c_str(), 4242, 4242), 0);
+  ASSERT_EQ(chmod(plugin.c_str(), 0750), 0);
+  ASSERT_EQ(chmod(eph.c_str(), 0770), 0);
+  StopHelper();
+  StartHelper({"--plugin-socket-dir", plugin, "--agent-uid", "4242"});
+
+  v1::PrepareSocketDirRequest preq;
+  preq.set_dir(v1::SOCKET_DIR_PLUGIN);
+  v1::PrepareSocketDirResponse presp;
+  grpc::Status st = Call(&Stub::PrepareSocketDir, preq, &presp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(presp.path(), plugin);
+  struct stat sb {};
+  ASSERT_EQ(lstat(plugin.c_str(), &sb), 0);
+  EXPECT_EQ(sb.st_uid, 4242u);
+  EXPECT_EQ(sb.st_gid, 0u);
+  EXPECT_EQ(sb.st_mode & 07777, 0750u);
+  ASSERT_EQ(lstat(eph.c_str(), &sb), 0);
+  EXPECT_TRUE(S_ISDIR(sb.st_mode));
+  EXPECT_EQ(sb.st_uid, 0u);
+  EXPECT_EQ(sb.st_gid, 0u);
+  EXPECT_EQ(sb.st_mode & 07777, 0750u);
+
+  const std::string uuid = "1e000000-0000-4000-8000-000000000001";
+  MakeVolume(uuid, 64 << 20);
+  Attach(uuid);
+  Format(uuid, v1::FS_TYPE_EXT4);
+  v1::MountRequest mreq;
+  mreq.set_volume_uuid(uuid);
+  mreq.set_staging_path(eph + "/00112233445566778899aabbccddeeff00112233");
+  mreq.set_fs_type(v1::FS_TYPE_EXT4);
+  mreq.set_create_staging_path(true);
+  v1::MountResponse mresp;
+  st = Call(&Stub::Mount, mreq, &mresp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(MountsUnder(root_), std::vector<std::string>{mreq.staging_path()});
+  v1::UnmountRequest ureq;
+  ureq.set_staging_path(mreq.staging_path());
+  ureq.set_remove_staging_path(true);
+  v1::UnmountResponse uresp;
+  st = Call(&Stub::Unmount, ureq, &uresp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  v1::DetachResponse dresp;
+  ASSERT_TRUE(Detach(uuid, &dresp).ok());
+
+  // Preparing again is idempotent; an ephemeral/ that is a symlink is refused, not followed.
+  st = Call(&Stub::PrepareSocketDir, preq, &presp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  std::filesystem::remove(eph);
+  std::filesystem::create_directory_symlink(outside_, eph);
+  st = Call(&Stub::PrepareSocketDir, preq, &presp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  ASSERT_EQ(lstat(outside_.c_str(), &sb), 0);
+  EXPECT_NE(sb.st_mode & 07777, 0750u) << "the symlink's target was not touched";
+  std::filesystem::remove(eph);
+}
+
 TEST_F(NodeApi, CreatingAStagingPathRefusesSymlinksAndPathsOutsideTheRoots) {
   if (dir_.empty()) return;
   const std::string uuid = "1b000000-0000-4000-8000-000000000001";

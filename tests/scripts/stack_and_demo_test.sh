@@ -47,6 +47,13 @@ read -r _ ruid euid _ < <(grep '^Uid:' "/proc/$agent_pid/status")
 grep -q '^CapEff:[[:space:]]*0000000000000000$' "/proc/$agent_pid/status" ||
   fail "agent has capabilities: $(grep CapEff "/proc/$agent_pid/status")"
 "$src/scripts/stack" status || fail "stack status reports a problem while running"
+# The agent got its socket directory from the helper (PrepareSocketDir), as in a deployment:
+# the agent's, group root (the helper's way in), with a root-only ephemeral/ inside.
+plugin_dir=$LBCSI_STACK_DIR/kubelet/plugins/csi.lightbitslabs.com
+[[ $(stat -c '%u:%g %a' "$plugin_dir") == "65534:0 750" ]] ||
+  fail "plugin dir is $(stat -c '%u:%g %a' "$plugin_dir"), not 65534:0 750"
+[[ $(stat -c '%u:%g %a' "$plugin_dir/ephemeral") == "0:0 750" ]] ||
+  fail "ephemeral dir is $(stat -c '%u:%g %a' "$plugin_dir/ephemeral"), not 0:0 750"
 
 echo "== scripts/demo --no-build (while the stack runs beside it)"
 "$src/scripts/demo" --no-build || fail "scripts/demo failed"
