@@ -91,7 +91,7 @@ check "no kernel tunables writes" none -A -s $d -t sysctl_kernel_t -c file -p wr
 
 # The exact capability set, so a widened set fails here.
 caps=$(sesearch -A -s $d -t $d -c capability "$policy" | sed -n 's/.*capability {\(.*\)};/\1/p' | xargs -n1 | sort | xargs)
-want="chown dac_override fowner sys_admin sys_resource"
+want="chown fowner sys_admin sys_resource"
 if [[ $caps == "$want" ]]; then echo "ok   capabilities: $caps"; else echo "FAIL capabilities: got '$caps' want '$want'"; fail=1; fi
 
 exit $fail

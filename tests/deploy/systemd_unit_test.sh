@@ -47,7 +47,7 @@ else
 fi
 
 for want in 'NoNewPrivileges=yes' 'SystemCallArchitectures=native' 'RestrictAddressFamilies=AF_UNIX AF_NETLINK' \
-            'CapabilityBoundingSet=CAP_SYS_ADMIN CAP_CHOWN CAP_FOWNER CAP_DAC_OVERRIDE CAP_SYS_RESOURCE' \
+            'CapabilityBoundingSet=CAP_SYS_ADMIN CAP_CHOWN CAP_FOWNER CAP_SYS_RESOURCE' \
             'AmbientCapabilities=' 'DevicePolicy=closed' 'RuntimeDirectory=lbcsi' 'RuntimeDirectoryPreserve=yes'; do
   if grep -qxF "$want" "$unit"; then echo "ok   $want"; else echo "FAIL missing: $want"; fail=1; fi
 done
