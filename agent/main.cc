@@ -163,9 +163,13 @@ int Run(int argc, char** argv) {
     return 1;
   }
   const std::string socket_dir = socket_path->substr(0, socket_path->rfind('/'));
-  if (absl::Status st = PrepareSocketDirs(*helper, socket_dir,
-                                          absl::Now() + absl::Seconds(helper_wait_seconds));
-      !st.ok()) {
+  if (absl::Status st =
+          PrepareSocketDirs(*helper, socket_dir, absl::Now() + absl::Seconds(helper_wait_seconds),
+                            TerminationSignalPending);
+      absl::IsCancelled(st)) {
+    LOG(kInfo, "shutting down before start-up finished");
+    return 0;
+  } else if (!st.ok()) {
     LOG(kError, "cannot prepare the socket directories; is lbcsi-helper running?", {"status", st},
         {"helper_socket", config.helper_socket});
     return 1;

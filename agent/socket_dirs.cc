@@ -15,14 +15,14 @@ const char* DirName(hv1::SocketDir dir) {
 }  // namespace
 
 absl::Status PrepareSocketDirs(HelperClient& helper, std::string_view endpoint_dir,
-                               absl::Time deadline) {
+                               absl::Time deadline, const std::function<bool()>& stop_requested) {
   for (hv1::SocketDir dir : {hv1::SOCKET_DIR_PLUGIN, hv1::SOCKET_DIR_REGISTRATION}) {
     absl::Duration backoff = absl::Milliseconds(100);
     for (;;) {
       hv1::PrepareSocketDirRequest req;
       req.set_dir(dir);
-      // One attempt never waits past the overall deadline, nor hangs on a wedged helper.
-      const absl::Time attempt = std::min(deadline, absl::Now() + absl::Seconds(10));
+      // One attempt never waits past the overall deadline, nor hangs on a wedged helper; short, so a stop request is seen soon.
+      const absl::Time attempt = std::min(deadline, absl::Now() + absl::Seconds(2));
       absl::StatusOr<hv1::PrepareSocketDirResponse> resp = helper.PrepareSocketDir(req, attempt);
       if (resp.ok()) {
         LOG(kInfo, "socket directory prepared by the helper", {"dir", DirName(dir)},
@@ -53,7 +53,12 @@ absl::Status PrepareSocketDirs(HelperClient& helper, std::string_view endpoint_d
       }
       LOG(kWarn, "helper not reachable yet; retrying the socket directory preparation",
           {"dir", DirName(dir)}, {"status", resp.status()}, {"retry_in", absl::FormatDuration(backoff)});
-      absl::SleepFor(std::min(backoff, deadline - absl::Now()));
+      for (absl::Time until = std::min(absl::Now() + backoff, deadline); absl::Now() < until;) {
+        if (stop_requested && stop_requested()) {
+          return absl::CancelledError("stopped while waiting for the helper");
+        }
+        absl::SleepFor(absl::Milliseconds(50));
+      }
       backoff = std::min(backoff * 2, absl::Seconds(5));
     }
   }

@@ -3,6 +3,7 @@
 // directory (root-owned when kubelet creates it), it asks the helper to hand that
 // directory, and the registrar's, to the agent's uid.
 
+#include <functional>
 #include <string_view>
 
 #include <absl/status/status.h>
@@ -17,7 +18,9 @@ namespace lbcsi::agent {
 // is not configured for (FAILED_PRECONDITION) or a helper without the call (UNIMPLEMENTED) is
 // skipped with a log line: the operator then owns that directory's permissions. A prepared
 // plugin directory that is not where `endpoint_dir` says the socket goes is logged as a warning.
+// `stop_requested` is polled between attempts: true ends the wait with CANCELLED.
 absl::Status PrepareSocketDirs(HelperClient& helper, std::string_view endpoint_dir,
-                               absl::Time deadline);
+                               absl::Time deadline,
+                               const std::function<bool()>& stop_requested = {});
 
 }  // namespace lbcsi::agent

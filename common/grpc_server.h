@@ -50,5 +50,8 @@ absl::Status RemoveStaleSocket(const std::string& path);
 void BlockTerminationSignals();
 // Waits for one of them; returns its number.
 int WaitForTerminationSignal();
+// True when SIGTERM or SIGINT is pending (blocked, not yet taken by WaitForTerminationSignal):
+// lets start-up loops give up early without consuming the signal.
+bool TerminationSignalPending();
 
 }  // namespace lbcsi

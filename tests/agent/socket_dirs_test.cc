@@ -4,6 +4,7 @@
 
 #include <stdlib.h>
 
+#include <atomic>
 #include <filesystem>
 #include <thread>
 
@@ -74,6 +75,21 @@ TEST_F(SocketDirs, GivesUpAtTheDeadlineWithTheHelpersError) {
   absl::Status st = Prepare(absl::Milliseconds(600));
   EXPECT_EQ(st.code(), absl::StatusCode::kUnavailable) << st;
   EXPECT_NE(st.message().find("plugin socket directory"), std::string::npos) << st;
+}
+
+TEST_F(SocketDirs, AStopRequestEndsTheWait) {
+  fake_.SetDown(true);
+  std::atomic<bool> stop{false};
+  std::thread stopper([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    stop = true;
+  });
+  const absl::Time start = absl::Now();
+  absl::Status st = PrepareSocketDirs(*client_, "/k/plugins/drv", start + absl::Seconds(60),
+                                      [&] { return stop.load(); });
+  stopper.join();
+  EXPECT_EQ(st.code(), absl::StatusCode::kCancelled) << st;
+  EXPECT_LT(absl::Now() - start, absl::Seconds(30)) << "the 60 s wait was cut short";
 }
 
 TEST_F(SocketDirs, AHelperFailureIsNotRetried) {
