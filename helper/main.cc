@@ -90,7 +90,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1, 300))
       ->capture_default_str();
   app.add_option("--luks-key-bits", luks.key_bits,
-                 "host encryption: key size of new LUKS2 volumes (aes-xts-plain64: 512 = AES-256)")
+                 "host encryption: XTS key size of new LUKS2 volumes (256: the shipped plugin's; "
+                 "512 = AES-256)")
       ->check(CLI::IsMember({256, 512}))
       ->capture_default_str();
   app.add_option("--luks-pbkdf-memory-kib", luks.pbkdf_memory_kib,

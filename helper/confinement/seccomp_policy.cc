@@ -11,6 +11,7 @@
 #include <seccomp.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <termios.h>
 #include <unistd.h>
@@ -209,6 +210,8 @@ const SyscallRule kRules[] = {
     FAIL("mknod", kEncryption, EPERM), FAIL("mknodat", kEncryption, EPERM),
     FAIL("semget", kEncryption, ENOSYS), FAIL("semctl", kEncryption, ENOSYS),
     FAIL("semop", kEncryption, ENOSYS), FAIL("semtimedop", kEncryption, ENOSYS),
+    ALLOW_IF("getpriority", kEncryption, EQ(0, PRIO_PROCESS), EQ(1, 0)),
+    FAIL("setpriority", kEncryption, EACCES),
 
     // --- never: these fall through to the default action ----------------------------------
     DENY("execve"), DENY("execveat"), DENY("fork"), DENY("vfork"), DENY("ptrace"),
@@ -280,7 +283,10 @@ constexpr GroupText kGroups[] = {
      "(request_key is libcryptsetup's keyring probe: ENOSYS makes it keep the volume key in the "
      "dm table; keyctl and add_key kill); mknod fails with EPERM (libdevmapper creates "
      "/dev/mapper/<name> when udev does not; the helper opens /dev/dm-N instead); SysV "
-     "semaphores fail with ENOSYS (udev cookies, switched off at start-up)"},
+     "semaphores fail with ENOSYS (udev cookies, switched off at start-up); libcryptsetup's PBKDF "
+     "benchmark for a new key slot reads its own nice value and tries to raise its priority: "
+     "getpriority of itself is allowed, setpriority fails with EACCES (the kernel's answer "
+     "without CAP_SYS_NICE), which it tolerates"},
     {SyscallGroup::kForbidden, "forbidden",
      "never allowed (listed for review; not in the filter, so the default action applies): "
      "exec belongs to the mkfs spawner alone"},

@@ -187,6 +187,11 @@ std::vector<Forbidden> ForbiddenCases() {
       {"request_key",
        [] { return Errno(syscall(SYS_request_key, "user", "lbcsi-none", nullptr, 0)); }, ENOSYS},
       {"semget", [] { return Errno(syscall(SYS_semget, 0, 1, 0600)); }, ENOSYS},
+      // libcryptsetup's PBKDF benchmark: raising the priority fails softly; only its own
+      // nice value may be read.
+      {"setpriority", [] { return Errno(setpriority(PRIO_PROCESS, 0, -18)); }, EACCES},
+      {"getpriority_other_process",
+       [] { return Errno(static_cast<int>(syscall(SYS_getpriority, PRIO_PROCESS, 1))); }, 0},
       {"dm_ioctl_remove_all",
        [] { return Errno(ioctl(-1, DM_REMOVE_ALL, nullptr)); }, ENOTTY},
 
@@ -232,6 +237,17 @@ TEST(SeccompEnforce, DeviceMapperRequestsReachTheKernelAfAlgFailsSoftly) {
   EXPECT_TRUE(FailedWith(
       RunFiltered([] { return Errno(socket(AF_ALG, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)); }),
       EAFNOSUPPORT));
+}
+
+// libcryptsetup reads its own nice value before its PBKDF benchmark (any new key slot
+// with the default, benchmarked cost).
+TEST(SeccompEnforce, OwnPriorityIsReadable) {
+  // The raw syscall answers 20 - nice, always in 1..40.
+  const Outcome o = RunFiltered([] {
+    const long raw = syscall(SYS_getpriority, PRIO_PROCESS, 0);
+    return raw < 0 ? errno : (raw >= 1 && raw <= 40 ? 0 : 99);
+  });
+  EXPECT_TRUE(Succeeded(o)) << o;
 }
 
 TEST(SeccompEnforce, ProbedSyscallsGetEnosys) {

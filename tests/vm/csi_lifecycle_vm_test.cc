@@ -13,7 +13,10 @@
 // The processes are started once for the suite (start-up under TCG with ASan costs
 // seconds); each test runs one volume through its whole lifecycle and checks that nothing
 // is left: no controllers of the subsystem, no mounts under the kubelet root, no agent
-// records. Registered only in the guest suite (tests/vm/CMakeLists.txt).
+// records (and for host-encrypted volumes, no LUKS mapping). The daemons log at trace
+// level, so every request goes through their (redacting) logs: the encrypted tests check
+// that no passphrase reaches a log or an error message.
+// Registered only in the guest suite (tests/vm/CMakeLists.txt).
 
 #include <fcntl.h>
 #include <signal.h>
@@ -21,6 +24,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -56,6 +60,11 @@ using Context = google::protobuf::Map<std::string, std::string>;
 constexpr int64_t kGiB = int64_t{1} << 30;
 constexpr char kToken[] = "vm-csi-token";
 constexpr char kNodeId[] = "vm1.node";
+// Host encryption: the node-stage Secret key of the shipped plugin, and passphrases
+// distinctive enough to be searched for in every log and error.
+constexpr char kPassphraseKey[] = "host-encryption-passphrase";
+constexpr char kPass[] = "CSI-vm-LUKS-passphrase-0xC0FFEE-right";
+constexpr char kWrong[] = "CSI-vm-LUKS-passphrase-0xBADBAD-wrong";
 
 std::string Env(const char* name) {
   const char* v = std::getenv(name);
@@ -136,8 +145,85 @@ std::vector<MountEntry> MountsUnder(const std::string& prefix) {
   return out;
 }
 
+// The active device-mapper device named `name` ("dm-N"), "" when there is none.
+std::string DmDeviceNamed(const std::string& name) {
+  std::error_code ec;
+  for (const auto& b : fs::directory_iterator("/sys/block", ec)) {
+    const std::string k = b.path().filename();
+    if (k.rfind("dm-", 0) == 0 && ReadLine(b.path() / "dm" / "name") == name) return k;
+  }
+  return "";
+}
+
+// The size in bytes of a block device from sysfs (512-byte sectors).
+uint64_t SysBlockBytes(const std::string& kernel_name) {
+  const std::string s = ReadLine("/sys/block/" + kernel_name + "/size");
+  return s.empty() ? 0 : std::stoull(s) * 512;
+}
+
+// Does the file hold `needle`? Reads only the data extents (the images are sparse).
+bool FileContains(const std::string& path, const std::string& needle) {
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    ADD_FAILURE() << "open " << path << ": " << std::strerror(errno);
+    return false;
+  }
+  constexpr size_t kChunk = 8 << 20;
+  std::string buf(kChunk + needle.size(), '\0');
+  bool found = false;
+  for (off_t data = lseek(fd, 0, SEEK_DATA); data >= 0 && !found;) {
+    off_t hole = lseek(fd, data, SEEK_HOLE);
+    if (hole < 0) break;
+    // Chunks overlap by the needle's size so a match across a boundary is seen.
+    for (off_t at = data; at < hole && !found; at += kChunk) {
+      ssize_t n = pread(fd, buf.data(), buf.size(), at);
+      if (n <= 0) break;
+      found = memmem(buf.data(), static_cast<size_t>(n), needle.data(), needle.size()) != nullptr;
+    }
+    data = lseek(fd, hole, SEEK_DATA);
+  }
+  close(fd);
+  return found;
+}
+
+// stdout+stderr of a shell command, /sbin on PATH.
+std::string Capture(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(("PATH=/usr/sbin:/sbin:$PATH " + cmd + " 2>&1").c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof(buf), p)) > 0;) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
+// The volume key size in a `cryptsetup luksDump` (the key slot's "Key:" line), 0 if absent.
+int VolumeKeyBits(const std::string& dump) {
+  std::istringstream in(dump);
+  for (std::string line; std::getline(in, line);) {
+    size_t k = line.find_first_not_of(" \t");
+    if (k != std::string::npos && line.compare(k, 4, "Key:") == 0) {
+      return std::atoi(line.c_str() + k + 4);
+    }
+  }
+  return 0;
+}
+
+// `count` bytes of a repeated text marker: easy to search for on the raw volume.
+std::string MarkerPayload(const std::string& marker, size_t count) {
+  std::string out;
+  while (out.size() < count) out += marker;
+  out.resize(count);
+  return out;
+}
+
+std::string WriteAndVerifyData(const std::string& file, const std::string& payload);
 std::string WriteAndVerify(const std::string& file, size_t bytes, char fill) {
-  const std::string payload(bytes, fill);
+  return WriteAndVerifyData(file, std::string(bytes, fill));
+}
+// Writes, fsyncs, drops the file's pages and reads `payload` back from the device.
+std::string WriteAndVerifyData(const std::string& file, const std::string& payload) {
+  const size_t bytes = payload.size();
   int fd = open(file.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return "open " + file + ": " + std::strerror(errno);
   std::string err;
@@ -345,6 +431,12 @@ class CsiLifecycleVmTest : public ::testing::Test {
         for (const auto& m : MountsUnder(dir_)) umount2(m.target.c_str(), MNT_DETACH);
       }
     }
+    // LUKS mappings an encrypted test left open (they hold the namespaces).
+    std::error_code dm_ec;
+    for (const auto& b : fs::directory_iterator("/sys/block", dm_ec)) {
+      const std::string name = ReadLine(b.path() / "dm" / "name");
+      if (name.rfind("lbcsi-", 0) == 0) Capture("dmsetup remove --force " + name);
+    }
     for (const auto& [name, state] : ControllersOf(nqn_)) {
       std::ofstream("/sys/class/nvme/" + name + "/delete_controller") << "1";
     }
@@ -406,11 +498,15 @@ class CsiLifecycleVmTest : public ::testing::Test {
                       host_nqn_, "0.1"},
                      dir_ + "/sim-sync.log", /*group_leader=*/true);
 
+    // The helper keeps its production LUKS2 settings (argon2id benchmarked for 2 s, 64 MiB):
+    // under TCG argon2's minimum cost dominates anyway (a lower time target saved nothing).
     // The sim, the helper and the controller start in parallel, the agent once the helper
     // serves (it would retry with a growing back-off otherwise). Under TCG each exec of
     // these ASan binaries alone costs seconds.
+    // Trace level: every request (redacted) and helper call is logged, so the redaction
+    // checks of the encrypted tests search logs that saw the secrets go by.
     const std::string log_level =
-        Env("LBCSI_CSI_VM_LOG_LEVEL").empty() ? "warn" : Env("LBCSI_CSI_VM_LOG_LEVEL");
+        Env("LBCSI_CSI_VM_LOG_LEVEL").empty() ? "trace" : Env("LBCSI_CSI_VM_LOG_LEVEL");
     std::vector<std::string> sim_args = {
         sim_bin,           "--data-dir",   dir_ + "/sim",
         "--jwt",           kToken,         "--listen",
@@ -497,11 +593,15 @@ class CsiLifecycleVmTest : public ::testing::Test {
                            const Req& req, Resp* resp) {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(90));
+    grpc::Status st;
     if constexpr (std::is_same_v<Stub, Ctl>) {
-      return (controller_stub_.get()->*fn)(&ctx, req, resp);
+      st = (controller_stub_.get()->*fn)(&ctx, req, resp);
     } else {
-      return (node_stub_.get()->*fn)(&ctx, req, resp);
+      st = (node_stub_.get()->*fn)(&ctx, req, resp);
     }
+    // Every error message goes through the redaction check of the encrypted tests.
+    if (!st.ok()) errors_seen_.push_back(st.error_message());
+    return st;
   }
   template <typename Stub, typename Req, typename Resp>
   static grpc::Status Call(grpc::Status (Stub::*fn)(grpc::ClientContext*, const Req&, Resp*),
@@ -522,13 +622,18 @@ class CsiLifecycleVmTest : public ::testing::Test {
     fs::create_directories(Staging(pv));
     fs::create_directories(fs::path(Target(pv)).parent_path());
   }
+  // Controller secrets. With `encrypted`, the Secret also holds the passphrase, as when
+  // one Secret serves the provisioner, the attacher and node-stage: the controller sees
+  // it go by and must not log it.
   template <typename Req>
-  static void AddSecrets(Req* r) {
+  static void AddSecrets(Req* r, bool encrypted = false) {
     (*r->mutable_secrets())["jwt"] = kToken;
+    if (encrypted) (*r->mutable_secrets())[kPassphraseKey] = kPass;
   }
 
   csi::v1::CreateVolumeRequest CreateReq(const std::string& name,
-                                         const csi::v1::VolumeCapability& cap) const {
+                                         const csi::v1::VolumeCapability& cap,
+                                         bool encrypted = false) const {
     csi::v1::CreateVolumeRequest r;
     r.set_name(name);
     *r.add_volume_capabilities() = cap;
@@ -536,8 +641,13 @@ class CsiLifecycleVmTest : public ::testing::Test {
     (*r.mutable_parameters())["mgmt-endpoint"] = mgmt_;
     (*r.mutable_parameters())["mgmt-scheme"] = "grpc";
     (*r.mutable_parameters())["replica-count"] = "1";
-    AddSecrets(&r);
+    if (encrypted) (*r.mutable_parameters())["host-encryption"] = "enabled";
+    AddSecrets(&r, encrypted);
     return r;
+  }
+  static bool IsEncryptedId(const std::string& id) {
+    auto parsed = lbcsi::ParseResourceId(id);
+    return parsed.ok() && parsed->host_encryption;
   }
   csi::v1::ControllerPublishVolumeRequest PublishReq(const std::string& id,
                                                      const csi::v1::VolumeCapability& cap) const {
@@ -545,31 +655,34 @@ class CsiLifecycleVmTest : public ::testing::Test {
     r.set_volume_id(id);
     r.set_node_id(kNodeId);
     *r.mutable_volume_capability() = cap;
-    AddSecrets(&r);
+    AddSecrets(&r, IsEncryptedId(id));
     return r;
   }
   csi::v1::ControllerUnpublishVolumeRequest UnpublishReq(const std::string& id) const {
     csi::v1::ControllerUnpublishVolumeRequest r;
     r.set_volume_id(id);
     r.set_node_id(kNodeId);
-    AddSecrets(&r);
+    AddSecrets(&r, IsEncryptedId(id));
     return r;
   }
   csi::v1::DeleteVolumeRequest DeleteReq(const std::string& id) const {
     csi::v1::DeleteVolumeRequest r;
     r.set_volume_id(id);
-    AddSecrets(&r);
+    AddSecrets(&r, IsEncryptedId(id));
     return r;
   }
+  // `passphrase`, when set, goes in the node-stage Secret as kubelet passes it.
   csi::v1::NodeStageVolumeRequest StageReq(const std::string& id, const std::string& pv,
                                            const Context& pc, const Context& vc,
-                                           const csi::v1::VolumeCapability& cap) const {
+                                           const csi::v1::VolumeCapability& cap,
+                                           const std::string& passphrase = "") const {
     csi::v1::NodeStageVolumeRequest r;
     r.set_volume_id(id);
     r.set_staging_target_path(Staging(pv));
     *r.mutable_volume_capability() = cap;
     *r.mutable_publish_context() = pc;
     *r.mutable_volume_context() = vc;
+    if (!passphrase.empty()) (*r.mutable_secrets())[kPassphraseKey] = passphrase;
     return r;
   }
   csi::v1::NodeUnstageVolumeRequest UnstageReq(const std::string& id, const std::string& pv) const {
@@ -602,9 +715,9 @@ class CsiLifecycleVmTest : public ::testing::Test {
 
   // CreateVolume: 1 GiB, created empty, its image and a hidden namespace appear.
   void Create(const std::string& name, const csi::v1::VolumeCapability& cap, std::string* id,
-              std::string* uuid, Context* volume_context) {
+              std::string* uuid, Context* volume_context, bool encrypted = false) {
     csi::v1::CreateVolumeResponse created;
-    ASSERT_RPC_OK(Call(&Ctl::CreateVolume, CreateReq(name, cap), &created));
+    ASSERT_RPC_OK(Call(&Ctl::CreateVolume, CreateReq(name, cap, encrypted), &created));
     *id = created.volume().volume_id();
     *volume_context = created.volume().volume_context();
     EXPECT_EQ(created.volume().capacity_bytes(), kGiB);
@@ -676,6 +789,85 @@ class CsiLifecycleVmTest : public ::testing::Test {
     EXPECT_EQ(records, 0u);
   }
 
+  // ---- host encryption ----
+
+  static std::string MapperName(const std::string& uuid) { return "lbcsi-" + uuid; }
+
+  // After unstage: no device-mapper device of the volume, no /dev/mapper node for it.
+  void ExpectNoMapping(const std::string& uuid, const std::string& what) {
+    EXPECT_EQ(DmDeviceNamed(MapperName(uuid)), "") << what << ": the LUKS mapping is still open";
+    EXPECT_FALSE(fs::exists("/dev/mapper/" + MapperName(uuid))) << what;
+  }
+
+  // The volume as LightOS stores it (the image behind nvmet): a LUKS2 header at offset 0,
+  // and nowhere the plaintext marker written through the decrypted device.
+  void ExpectCiphertextOnly(const std::string& uuid, const std::string& marker) {
+    std::ifstream img(Image(uuid), std::ios::binary);
+    char head[8] = {};
+    img.read(head, sizeof(head));
+    EXPECT_EQ(std::string(head, 6), std::string("LUKS\xba\xbe", 6)) << "no LUKS magic";
+    EXPECT_EQ(head[6], 0);
+    EXPECT_EQ(head[7], 2) << "not a LUKS2 header";
+    EXPECT_FALSE(FileContains(Image(uuid), marker)) << "plaintext found on the raw volume";
+  }
+
+  // The shipped plugin's LUKS parameters on a volume our helper formatted.
+  void ExpectShippedLuksParameters(const std::string& uuid) {
+    const std::string dump = Capture("cryptsetup luksDump " + Image(uuid));
+    EXPECT_NE(dump.find("Version:       \t2"), std::string::npos) << dump;
+    EXPECT_NE(dump.find("aes-xts-plain64"), std::string::npos) << dump;
+    EXPECT_EQ(VolumeKeyBits(dump), 256) << dump;
+    EXPECT_NE(dump.find("sha256"), std::string::npos) << dump;
+    EXPECT_NE(dump.find("argon2id"), std::string::npos) << dump;
+  }
+
+  // Redaction: the passphrases never appear in a daemon's log (trace level: every request
+  // was logged, redacted) or in any error message a CSI call returned so far.
+  // `staged`: an encrypted volume was staged, so the agent and helper logs must show it.
+  void ExpectNoPassphraseAnywhere(bool staged) {
+    for (const char* name : {"lbcsi-agent", "lbcsi-helper", "lbcsi-controller", "lightos-sim"}) {
+      const std::string log = ReadAll(dir_ + "/" + name + ".log");
+      EXPECT_EQ(log.find(kPass), std::string::npos) << name << "'s log holds the passphrase";
+      EXPECT_EQ(log.find(kWrong), std::string::npos) << name << "'s log holds a passphrase";
+    }
+    if (Env("LBCSI_CSI_VM_LOG_LEVEL").empty()) {
+      // The logs did see the secrets' requests go by (redacted), so the search above
+      // means something.
+      EXPECT_NE(ReadAll(dir_ + "/lbcsi-controller.log").find(kPassphraseKey), std::string::npos);
+      if (staged) {
+        const std::string agent = ReadAll(dir_ + "/lbcsi-agent.log");
+        EXPECT_NE(agent.find(kPassphraseKey), std::string::npos);
+        EXPECT_NE(agent.find("OpenEncrypted"), std::string::npos);
+        EXPECT_NE(ReadAll(dir_ + "/lbcsi-helper.log").find("OpenEncrypted"), std::string::npos);
+      }
+    }
+    for (const std::string& e : errors_seen_) {
+      EXPECT_EQ(e.find(kPass), std::string::npos) << e;
+      EXPECT_EQ(e.find(kWrong), std::string::npos) << e;
+    }
+    Note("no passphrase in the agent, helper, controller or sim logs, nor in " +
+         std::to_string(errors_seen_.size()) + " error message(s)");
+  }
+
+  // NodeExpandVolume as kubelet calls it: again while UNAVAILABLE (the host has not seen
+  // the new namespace size yet).
+  grpc::Status NodeExpandRetrying(const csi::v1::NodeExpandVolumeRequest& req,
+                                  csi::v1::NodeExpandVolumeResponse* resp, int* attempts) {
+    grpc::Status st;
+    *attempts = 0;
+    for (auto end = Clock::now() + std::chrono::seconds(30);;) {
+      ++*attempts;
+      st = Call(&Nd::NodeExpandVolume, req, resp);
+      if (st.error_code() != grpc::StatusCode::UNAVAILABLE || Clock::now() > end) return st;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
+  }
+
+  static long MsSince(Clock::time_point t) {
+    return static_cast<long>(
+        std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count());
+  }
+
   static std::string Image(const std::string& uuid) {
     return dir_ + "/sim/volumes/" + uuid + ".img";
   }
@@ -687,6 +879,7 @@ class CsiLifecycleVmTest : public ::testing::Test {
   inline static Child sim_, controller_, helper_, agent_, sync_loop_;
   inline static std::unique_ptr<Ctl> controller_stub_;
   inline static std::unique_ptr<Nd> node_stub_;
+  inline static std::vector<std::string> errors_seen_;  // every CSI error message
   Clock::time_point t0_;
 };
 
@@ -849,6 +1042,315 @@ TEST_F(CsiLifecycleVmTest, RawBlockVolumeStagePublish) {
   Note("NodeUnpublishVolume + NodeUnstageVolume (block): controllers disconnected");
 
   UnpublishAndDelete(id, uuid);
+}
+
+// A host-encrypted ext4 volume (StorageClass host-encryption: enabled) through the CSI API
+// only: LUKS2 under the filesystem, the passphrase from the node-stage Secret; unstage
+// closes the mapping and leaves only ciphertext; a wrong passphrase fails cleanly; the
+// data comes back with the right one; online expand grows the mapping then ext4.
+TEST_F(CsiLifecycleVmTest, EncryptedFilesystemVolumeLifecycle) {
+  const std::string pv = "pv-crypt";
+  std::string id, uuid;
+  Context vc, pc;
+  ASSERT_NO_FATAL_FAILURE(Create("vm-crypt-volume", MountCap(), &id, &uuid, &vc, true));
+  EXPECT_NE(id.find("|hostcrypto:luks2"), std::string::npos) << id;
+  EXPECT_TRUE(IsEncryptedId(id)) << id;
+  ASSERT_NO_FATAL_FAILURE(Publish(id, uuid, MountCap(), &pc));
+  PrepareNodeDirs(pv);
+
+  // First stage: LUKS2 format (never written), open, mkfs.ext4 inside, mount.
+  auto t = Clock::now();
+  ASSERT_RPC_OK(Call(&Nd::NodeStageVolume, StageReq(id, pv, pc, vc, MountCap(), kPass)));
+  const long first_stage_ms = MsSince(t);
+  const std::string dm = DmDeviceNamed(MapperName(uuid));
+  ASSERT_FALSE(dm.empty()) << "no mapping " << MapperName(uuid) << " after NodeStageVolume";
+  std::string raw_disk;
+  {
+    auto mounts = MountsUnder(Staging(pv));
+    ASSERT_EQ(mounts.size(), 1u);
+    EXPECT_EQ(mounts[0].fstype, "ext4");
+    // Mounted from the decrypted device, never from the namespace itself.
+    struct stat src {};
+    ASSERT_EQ(stat(mounts[0].source.c_str(), &src), 0) << mounts[0].source;
+    EXPECT_EQ(std::to_string(major(src.st_rdev)) + ":" + std::to_string(minor(src.st_rdev)),
+              ReadLine("/sys/block/" + dm + "/dev"))
+        << mounts[0].source << " is not " << dm;
+    // The mapping sits on the volume's namespace, and only on it.
+    std::vector<std::string> slaves;
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator("/sys/block/" + dm + "/slaves", ec)) {
+      slaves.push_back(e.path().filename());
+    }
+    ASSERT_EQ(slaves.size(), 1u);
+    raw_disk = slaves[0];
+    EXPECT_EQ(ReadLine("/sys/block/" + raw_disk + "/uuid"), uuid) << raw_disk;
+    EXPECT_EQ(ReadLine("/sys/block/" + dm + "/dm/uuid").rfind("CRYPT-LUKS2-", 0), 0u);
+    Note("NodeStageVolume (LUKS2 format + open + mkfs + mount) in " +
+         std::to_string(first_stage_ms) + " ms: ext4 on " + mounts[0].source + " = " + dm +
+         " over " + raw_disk);
+  }
+  ExpectTwoLivePaths();
+  ExpectShippedLuksParameters(uuid);
+  {
+    // The agent's crash-safe record says encrypted, and never holds the passphrase.
+    std::error_code ec;
+    size_t records = 0;
+    for (const auto& e : fs::directory_iterator(dir_ + "/agent-state/volumes", ec)) {
+      ++records;
+      EXPECT_EQ(ReadAll(e.path()).find(kPass), std::string::npos) << e.path();
+    }
+    EXPECT_EQ(records, 1u);
+  }
+
+  ASSERT_RPC_OK(Call(&Nd::NodePublishVolume, NodePublishReq(id, pv, pc, vc, MountCap())));
+  ASSERT_EQ(MountsUnder(Target(pv)).size(), 1u) << "target is not a mount point";
+  const std::string marker = "lbcsi-csi-plaintext-marker-5b1d";
+  const std::string payload = MarkerPayload(marker, 1 << 20);
+  EXPECT_EQ(WriteAndVerifyData(Target(pv) + "/data", payload), "");
+  Note("NodePublishVolume; 1 MiB of a text marker written, synced, read back");
+
+  csi::v1::NodeGetVolumeStatsRequest stats_req;
+  stats_req.set_volume_id(id);
+  stats_req.set_volume_path(Target(pv));
+  csi::v1::NodeGetVolumeStatsResponse stats;
+  ASSERT_RPC_OK(Call(&Nd::NodeGetVolumeStats, stats_req, &stats));
+  ASSERT_GE(stats.usage_size(), 1);
+  EXPECT_GT(stats.usage(0).total(), kGiB * 8 / 10);
+  EXPECT_LT(stats.usage(0).total(), kGiB) << "the LUKS2 header takes its share";
+  EXPECT_GE(stats.usage(0).used(), 1 << 20);
+  EXPECT_FALSE(stats.volume_condition().abnormal()) << stats.volume_condition().message();
+  const int64_t total_before = stats.usage(0).total();
+  Note("NodeGetVolumeStats: total " + std::to_string(total_before >> 20) + " MiB, used " +
+       std::to_string(stats.usage(0).used() >> 20) + " MiB, " + stats.volume_condition().message());
+
+  // Online expand: LightOS grows the volume, the agent grows the mapping then ext4.
+  csi::v1::ControllerExpandVolumeRequest cexp;
+  cexp.set_volume_id(id);
+  cexp.mutable_capacity_range()->set_required_bytes(2 * kGiB);
+  *cexp.mutable_volume_capability() = MountCap();
+  AddSecrets(&cexp, true);
+  csi::v1::ControllerExpandVolumeResponse cexp_resp;
+  ASSERT_RPC_OK(Call(&Ctl::ControllerExpandVolume, cexp, &cexp_resp));
+  EXPECT_EQ(cexp_resp.capacity_bytes(), 2 * kGiB);
+  EXPECT_TRUE(cexp_resp.node_expansion_required());
+  struct statvfs sv {};
+  ASSERT_EQ(statvfs(Target(pv).c_str(), &sv), 0);
+  const uint64_t fs_before = static_cast<uint64_t>(sv.f_blocks) * sv.f_frsize;
+  csi::v1::NodeExpandVolumeRequest nexp;
+  nexp.set_volume_id(id);
+  nexp.set_volume_path(Target(pv));
+  nexp.set_staging_target_path(Staging(pv));
+  nexp.mutable_capacity_range()->set_required_bytes(2 * kGiB);
+  *nexp.mutable_volume_capability() = MountCap();
+  csi::v1::NodeExpandVolumeResponse nexp_resp;
+  int attempts = 0;
+  t = Clock::now();
+  grpc::Status st = NodeExpandRetrying(nexp, &nexp_resp, &attempts);
+  ASSERT_TRUE(st.ok()) << st.error_code() << " " << st.error_message();
+  const long expand_ms = MsSince(t);
+  EXPECT_EQ(nexp_resp.capacity_bytes(), 2 * kGiB);
+  const uint64_t mapping_bytes = SysBlockBytes(dm);
+  EXPECT_GT(mapping_bytes, static_cast<uint64_t>(2 * kGiB - (32 << 20)));
+  EXPECT_LT(mapping_bytes, static_cast<uint64_t>(2 * kGiB));
+  ASSERT_EQ(statvfs(Target(pv).c_str(), &sv), 0);
+  const uint64_t fs_bytes = static_cast<uint64_t>(sv.f_blocks) * sv.f_frsize;
+  EXPECT_GT(fs_bytes, fs_before + static_cast<uint64_t>(kGiB) * 9 / 10) << "statfs did not grow";
+  EXPECT_GT(fs_bytes, static_cast<uint64_t>(kGiB) * 18 / 10);
+  EXPECT_LE(fs_bytes, mapping_bytes);
+  ASSERT_RPC_OK(Call(&Nd::NodeGetVolumeStats, stats_req, &stats));
+  EXPECT_GE(stats.usage(0).total(), total_before + kGiB * 9 / 10);
+  EXPECT_TRUE(ReadAll(Target(pv) + "/data") == payload) << "data changed by the expand";
+  EXPECT_EQ(WriteAndVerifyData(Target(pv) + "/after-grow", MarkerPayload(marker, 1 << 20)), "");
+  Note("expanded online in " + std::to_string(expand_ms) + " ms (" + std::to_string(attempts) +
+       " NodeExpandVolume call(s)): mapping " + std::to_string(mapping_bytes >> 20) +
+       " MiB, ext4 statfs " + std::to_string(fs_before >> 20) + " -> " +
+       std::to_string(fs_bytes >> 20) + " MiB");
+
+  ASSERT_RPC_OK(Call(&Nd::NodeUnpublishVolume, NodeUnpublishReq(id, pv)));
+  t = Clock::now();
+  ASSERT_RPC_OK(Call(&Nd::NodeUnstageVolume, UnstageReq(id, pv)));
+  const long unstage_ms = MsSince(t);
+  ExpectNodeClean("after NodeUnstageVolume");
+  ExpectNoMapping(uuid, "after NodeUnstageVolume");
+  ExpectCiphertextOnly(uuid, marker);
+  Note("NodeUnpublish + NodeUnstage (" + std::to_string(unstage_ms) +
+       " ms): mapping closed, controllers gone; the image holds a LUKS2 header and no "
+       "plaintext");
+
+  // A missing passphrase is refused before anything is attached.
+  st = Call(&Nd::NodeStageVolume, StageReq(id, pv, pc, vc, MountCap()));
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  EXPECT_NE(st.error_message().find(kPassphraseKey), std::string::npos) << st.error_message();
+  ExpectNodeClean("after a stage without passphrase");
+
+  // A wrong passphrase: PERMISSION_DENIED, and the failed stage leaves nothing behind
+  // (no mapping, mount, controller or agent record): kubelet will not call unstage.
+  t = Clock::now();
+  st = Call(&Nd::NodeStageVolume, StageReq(id, pv, pc, vc, MountCap(), kWrong));
+  const long wrong_ms = MsSince(t);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED) << st.error_message();
+  EXPECT_NE(st.error_message().find("passphrase"), std::string::npos) << st.error_message();
+  ExpectNodeClean("after a wrong passphrase");
+  ExpectNoMapping(uuid, "after a wrong passphrase");
+  {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(dir_ + "/agent-state/volumes", ec)) {
+      ADD_FAILURE() << "agent record left after a failed stage: " << ReadAll(e.path());
+    }
+  }
+  Note("wrong passphrase refused in " + std::to_string(wrong_ms) +
+       " ms: " + std::to_string(st.error_code()) + " \"" + st.error_message() + "\"; nothing left");
+
+  // Staged again with the right one: opened (not re-formatted), data and size intact.
+  t = Clock::now();
+  ASSERT_RPC_OK(Call(&Nd::NodeStageVolume, StageReq(id, pv, pc, vc, MountCap(), kPass)));
+  const long restage_ms = MsSince(t);
+  EXPECT_FALSE(DmDeviceNamed(MapperName(uuid)).empty());
+  EXPECT_TRUE(ReadAll(Staging(pv) + "/data") == payload) << "data lost across unstage/stage";
+  EXPECT_TRUE(ReadAll(Staging(pv) + "/after-grow") == MarkerPayload(marker, 1 << 20));
+  ASSERT_EQ(statvfs(Staging(pv).c_str(), &sv), 0);
+  EXPECT_EQ(static_cast<uint64_t>(sv.f_blocks) * sv.f_frsize, fs_bytes);
+  Note("NodeStageVolume again (open + mount) in " + std::to_string(restage_ms) +
+       " ms: data and size intact");
+  // A repeated stage (kubelet retries) must prove the passphrase again.
+  st = Call(&Nd::NodeStageVolume, StageReq(id, pv, pc, vc, MountCap(), kWrong));
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED) << st.error_message();
+  EXPECT_EQ(MountsUnder(Staging(pv)).size(), 1u) << "a refused repeat must not unstage";
+  ASSERT_RPC_OK(Call(&Nd::NodeUnstageVolume, UnstageReq(id, pv)));
+  ExpectNodeClean("after the second NodeUnstageVolume");
+  ExpectNoMapping(uuid, "after the second NodeUnstageVolume");
+  ExpectCiphertextOnly(uuid, marker);
+
+  UnpublishAndDelete(id, uuid);
+  ExpectNoPassphraseAnywhere(/*staged=*/true);
+}
+
+// A host-encrypted raw block volume: the pod gets the decrypted device (the shipped plugin
+// publishes the raw one); what the namespace holds is ciphertext. Stats and an online
+// expand go through the mapping.
+TEST_F(CsiLifecycleVmTest, EncryptedRawBlockVolumePublishesTheDecryptedDevice) {
+  const std::string pv = "pv-crypt-block";
+  std::string id, uuid;
+  Context vc, pc;
+  ASSERT_NO_FATAL_FAILURE(Create("vm-crypt-block", BlockCap(), &id, &uuid, &vc, true));
+  EXPECT_NE(id.find("|hostcrypto:luks2"), std::string::npos) << id;
+  ASSERT_NO_FATAL_FAILURE(Publish(id, uuid, BlockCap(), &pc));
+  PrepareNodeDirs(pv);
+  auto t = Clock::now();
+  ASSERT_RPC_OK(Call(&Nd::NodeStageVolume, StageReq(id, pv, pc, vc, BlockCap(), kPass)));
+  const long stage_ms = MsSince(t);
+  const std::string dm = DmDeviceNamed(MapperName(uuid));
+  ASSERT_FALSE(dm.empty()) << "no mapping after NodeStageVolume";
+  ExpectShippedLuksParameters(uuid);
+  ASSERT_RPC_OK(Call(&Nd::NodePublishVolume, NodePublishReq(id, pv, pc, vc, BlockCap())));
+  struct stat sb {};
+  ASSERT_EQ(stat(Target(pv).c_str(), &sb), 0);
+  ASSERT_TRUE(S_ISBLK(sb.st_mode));
+  EXPECT_EQ(std::to_string(major(sb.st_rdev)) + ":" + std::to_string(minor(sb.st_rdev)),
+            ReadLine("/sys/block/" + dm + "/dev"))
+      << "the published device is not the decrypted " << dm;
+  std::string raw_disk;
+  {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator("/sys/block/" + dm + "/slaves", ec)) {
+      raw_disk = e.path().filename();
+    }
+  }
+  ASSERT_FALSE(raw_disk.empty());
+  EXPECT_EQ(ReadLine("/sys/block/" + raw_disk + "/uuid"), uuid);
+  Note("NodeStageVolume (LUKS2 format + open) in " + std::to_string(stage_ms) +
+       " ms; NodePublishVolume: the target is " + dm + " over " + raw_disk);
+
+  // Plaintext through the target; the decrypted device shows it, the namespace does not.
+  const std::string marker = "lbcsi-csi-block-marker-9e2c";
+  const std::string payload = MarkerPayload(marker, 1 << 20);
+  std::string data = payload;
+  ASSERT_EQ(DirectIo(Target(pv), 3 << 20, &data, /*write_it=*/true), "");
+  std::string back(payload.size(), '\0');
+  ASSERT_EQ(DirectIo("/dev/" + dm, 3 << 20, &back, /*write_it=*/false), "");
+  EXPECT_TRUE(back == payload) << "the decrypted device does not read back the data";
+  // The first 32 MiB of the namespace (the 16 MiB LUKS2 header area, then the written
+  // region at 16 + 3 MiB) hold no plaintext.
+  std::string raw(32 << 20, '\0');
+  ASSERT_EQ(DirectIo("/dev/" + raw_disk, 0, &raw, /*write_it=*/false), "");
+  EXPECT_EQ(raw.compare(0, 6, std::string("LUKS\xba\xbe", 6)), 0)
+      << "no LUKS header on the namespace";
+  EXPECT_EQ(memmem(raw.data(), raw.size(), marker.data(), marker.size()), nullptr)
+      << "plaintext readable on the raw namespace";
+  EXPECT_FALSE(FileContains(Image(uuid), marker)) << "plaintext in the volume's image";
+  Note("1 MiB written through the target reads back from " + dm + "; " + raw_disk +
+       " and the image hold ciphertext only");
+
+  csi::v1::NodeGetVolumeStatsRequest stats_req;
+  stats_req.set_volume_id(id);
+  stats_req.set_volume_path(Target(pv));
+  csi::v1::NodeGetVolumeStatsResponse stats;
+  ASSERT_RPC_OK(Call(&Nd::NodeGetVolumeStats, stats_req, &stats));
+  ASSERT_GE(stats.usage_size(), 1);
+  EXPECT_EQ(static_cast<uint64_t>(stats.usage(0).total()), SysBlockBytes(dm))
+      << "block stats are of the decrypted device";
+  EXPECT_LT(stats.usage(0).total(), kGiB);
+  EXPECT_FALSE(stats.volume_condition().abnormal()) << stats.volume_condition().message();
+
+  // Online expand of the block volume: the mapping follows the namespace.
+  csi::v1::ControllerExpandVolumeRequest cexp;
+  cexp.set_volume_id(id);
+  cexp.mutable_capacity_range()->set_required_bytes(2 * kGiB);
+  *cexp.mutable_volume_capability() = BlockCap();
+  AddSecrets(&cexp, true);
+  csi::v1::ControllerExpandVolumeResponse cexp_resp;
+  ASSERT_RPC_OK(Call(&Ctl::ControllerExpandVolume, cexp, &cexp_resp));
+  csi::v1::NodeExpandVolumeRequest nexp;
+  nexp.set_volume_id(id);
+  nexp.set_volume_path(Target(pv));
+  nexp.set_staging_target_path(Staging(pv));
+  nexp.mutable_capacity_range()->set_required_bytes(2 * kGiB);
+  *nexp.mutable_volume_capability() = BlockCap();
+  csi::v1::NodeExpandVolumeResponse nexp_resp;
+  int attempts = 0;
+  t = Clock::now();
+  grpc::Status st = NodeExpandRetrying(nexp, &nexp_resp, &attempts);
+  ASSERT_TRUE(st.ok()) << st.error_code() << " " << st.error_message();
+  EXPECT_GT(SysBlockBytes(dm), static_cast<uint64_t>(2 * kGiB - (32 << 20)));
+  ASSERT_RPC_OK(Call(&Nd::NodeGetVolumeStats, stats_req, &stats));
+  EXPECT_EQ(static_cast<uint64_t>(stats.usage(0).total()), SysBlockBytes(dm));
+  back.assign(payload.size(), '\0');
+  ASSERT_EQ(DirectIo(Target(pv), 3 << 20, &back, /*write_it=*/false), "");
+  EXPECT_TRUE(back == payload) << "data changed by the expand";
+  Note("block expand in " + std::to_string(MsSince(t)) + " ms (" + std::to_string(attempts) +
+       " call(s)): mapping " + std::to_string(SysBlockBytes(dm) >> 20) + " MiB");
+
+  ASSERT_RPC_OK(Call(&Nd::NodeUnpublishVolume, NodeUnpublishReq(id, pv)));
+  EXPECT_FALSE(fs::exists(Target(pv)));
+  ASSERT_RPC_OK(Call(&Nd::NodeUnstageVolume, UnstageReq(id, pv)));
+  ExpectNodeClean("after NodeUnstageVolume");
+  ExpectNoMapping(uuid, "after NodeUnstageVolume");
+  ExpectCiphertextOnly(uuid, marker);
+  Note("NodeUnpublish + NodeUnstage (block): mapping closed, controllers gone");
+
+  UnpublishAndDelete(id, uuid);
+  ExpectNoPassphraseAnywhere(/*staged=*/true);
+}
+
+// The shipped plugin's rule: encrypted data does not compress, so the pair is refused
+// before anything is created in LightOS.
+TEST_F(CsiLifecycleVmTest, CompressionWithHostEncryptionIsRefused) {
+  csi::v1::CreateVolumeRequest req = CreateReq("vm-crypt-compressed", MountCap(), true);
+  (*req.mutable_parameters())["compression"] = "enabled";
+  std::error_code ec;
+  const auto images = [&] {
+    size_t n = 0;
+    for (const auto& e : fs::directory_iterator(dir_ + "/sim/volumes", ec)) {
+      n += e.path().extension() == ".img";
+    }
+    return n;
+  };
+  const size_t before = images();
+  grpc::Status st = Call(&Ctl::CreateVolume, req);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  EXPECT_NE(st.error_message().find("compression"), std::string::npos) << st.error_message();
+  EXPECT_EQ(images(), before) << "a volume was created";
+  ExpectNoPassphraseAnywhere(/*staged=*/false);
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // Host encryption for real, in the VM guest: lbcsi-helper (--transport nvme, seccomp
 // enforced) drives libcryptsetup and dm-crypt over NVMe/TCP volumes exported by the
 // kernel target on loopback (tests/vm/nvmet.sh). One test, one helper start-up:
-//   - a never-written volume: LUKS2 format -> open -> ext4 inside -> mount -> write; the raw
+//   - a never-written volume: LUKS2 format (the shipped plugin's parameters, 256-bit key,
+//     checked with cryptsetup luksDump) -> open -> ext4 inside -> mount -> write; the raw
 //     namespace never shows the plaintext; close refused while mounted, detach refused while
 //     open; unmount -> close -> detach;
 //   - stage again: a wrong passphrase is PERMISSION_DENIED (no mapping left), the right one
@@ -67,6 +68,29 @@ bool Sh(const std::string& script) {
   std::ofstream(std::string("/var/tmp/crypt-vm-cmd.sh"))
       << "set -eu\nexport PATH=/usr/sbin:/sbin:$PATH\n. \"" << nvmet << "\"\n" << script << "\n";
   return std::system("bash /var/tmp/crypt-vm-cmd.sh") == 0;
+}
+
+// Output of a command (stdout and stderr), /sbin on PATH.
+std::string Capture(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(("PATH=/usr/sbin:/sbin:$PATH " + cmd + " 2>&1").c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  for (size_t n; (n = fread(buf, 1, sizeof(buf), p)) > 0;) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
+// The volume key size in a `cryptsetup luksDump` (the key slot's "Key:" line), 0 if absent.
+int VolumeKeyBits(const std::string& dump) {
+  std::istringstream in(dump);
+  for (std::string line; std::getline(in, line);) {
+    size_t k = line.find_first_not_of(" \t");
+    if (k != std::string::npos && line.compare(k, 4, "Key:") == 0) {
+      return std::atoi(line.c_str() + k + 4);
+    }
+  }
+  return 0;
 }
 
 #define RPC_OK(expr)                                                                          \
@@ -274,6 +298,15 @@ TEST_F(HelperCryptVmTest, LuksLifecycleExpandWrongPassphraseAndShippedVolumes) {
   ASSERT_TRUE(fer.formatted());
   Note("LUKS2 header written");
   EXPECT_EQ(Probe(uuid, false).type(), "crypto_LUKS");
+  {
+    // The shipped plugin's parameters: LUKS2, aes-xts-plain64, a 256-bit key, sha256.
+    const std::string dump = Capture("cryptsetup luksDump " + img);
+    EXPECT_NE(dump.find("Version:       \t2"), std::string::npos) << dump;
+    EXPECT_NE(dump.find("aes-xts-plain64"), std::string::npos) << dump;
+    EXPECT_EQ(VolumeKeyBits(dump), 256) << dump;
+    EXPECT_NE(dump.find("sha256"), std::string::npos) << dump;
+    EXPECT_NE(dump.find("argon2id"), std::string::npos) << dump;
+  }
   hv1::OpenEncryptedResponse opened;
   RPC_OK(Open(uuid, kPass, &opened));
   EXPECT_FALSE(opened.already_open());
@@ -400,6 +433,7 @@ TEST_F(HelperCryptVmTest, LuksLifecycleExpandWrongPassphraseAndShippedVolumes) {
                  "umount " + dir_ + "/prep; cryptsetup close lbcsi-shipped-prep\n"
                  "cryptsetup luksDump " + img2 + " | grep -E 'Version|cipher|Cipher key|PBKDF|Hash'"))
       << "the test's own cryptsetup preparation failed";
+  EXPECT_EQ(VolumeKeyBits(Capture("cryptsetup luksDump " + img2)), 256);
   Note("shipped-style volume prepared with the cryptsetup CLI");
   Export(2, uuid2, img2);
   Attach(uuid2);
