@@ -13,41 +13,6 @@ using lightos::ProtectionState;
 using lightos::SnapshotState;
 using lightos::VolumeState;
 
-std::string_view StateName(VolumeState s) {
-  switch (s) {
-    case VolumeState::kCreating: return "Creating";
-    case VolumeState::kAvailable: return "Available";
-    case VolumeState::kDeleting: return "Deleting";
-    case VolumeState::kDeleted: return "Deleted";
-    case VolumeState::kFailed: return "Failed";
-    case VolumeState::kUpdating: return "Updating";
-    case VolumeState::kRollback: return "Rollback";
-    case VolumeState::kMigrating: return "Migrating";
-    default: return "Unknown";
-  }
-}
-
-std::string_view ProtectionName(ProtectionState s) {
-  switch (s) {
-    case ProtectionState::kFullyProtected: return "FullyProtected";
-    case ProtectionState::kDegraded: return "Degraded";
-    case ProtectionState::kReadOnly: return "ReadOnly";
-    case ProtectionState::kNotAvailable: return "NotAvailable";
-    default: return "Unknown";
-  }
-}
-
-std::string_view SnapshotStateName(SnapshotState s) {
-  switch (s) {
-    case SnapshotState::kCreating: return "Creating";
-    case SnapshotState::kAvailable: return "Available";
-    case SnapshotState::kDeleting: return "Deleting";
-    case SnapshotState::kDeleted: return "Deleted";
-    case SnapshotState::kFailed: return "Failed";
-    default: return "Unknown";
-  }
-}
-
 bool Usable(const lightos::Volume& v) {
   bool state_ok = v.state == VolumeState::kAvailable || v.state == VolumeState::kUpdating ||
                   v.state == VolumeState::kMigrating;

@@ -16,9 +16,6 @@ namespace lbcsi::controller::internal {
 // Label on volumes this controller clones or restores: "snapshot.<uuid>" / "volume.<uuid>".
 inline constexpr char kSourceLabel[] = "lbcsi-content-source";
 
-std::string_view StateName(lightos::VolumeState s);
-std::string_view ProtectionName(lightos::ProtectionState s);
-std::string_view SnapshotStateName(lightos::SnapshotState s);
 
 // LightOS's usable-for-I/O rule (state Available/Updating/Migrating and
 // protection FullyProtected/Degraded).

@@ -5,6 +5,7 @@
 #include "common/strings.h"
 #include "controller/controller_service.h"
 #include "controller/internal.h"
+#include "lightos/state_names.h"
 #include "controller/list_token.h"
 #include "scparams/storage_class.h"
 
@@ -68,8 +69,8 @@ absl::Status ControllerService::DoListVolumes(const Opts& o, const csi::v1::List
     bool usable = internal::Usable(v);
     entry->mutable_status()->mutable_volume_condition()->set_abnormal(!usable);
     entry->mutable_status()->mutable_volume_condition()->set_message(
-        Cat("LightOS state ", internal::StateName(v.state), ", protection ",
-            internal::ProtectionName(v.protection)));
+        Cat("LightOS state ", lightos::VolumeStateName(v.state), ", protection ",
+            lightos::ProtectionStateName(v.protection)));
     last_cluster = c;
     last_uuid = v.uuid;
     return absl::OkStatus();

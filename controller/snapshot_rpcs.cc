@@ -4,6 +4,7 @@
 #include "common/strings.h"
 #include "controller/controller_service.h"
 #include "controller/internal.h"
+#include "lightos/state_names.h"
 
 namespace lbcsi::controller {
 
@@ -64,7 +65,7 @@ absl::Status ControllerService::DoDeleteSnapshot(const Opts& o,
   if (snap->state == SnapshotState::kDeleted) return absl::OkStatus();
   if (snap->state == SnapshotState::kCreating || snap->state == SnapshotState::kDeleting) {
     return absl::UnavailableError(Cat("snapshot ", snap->uuid, " is in state ",
-                                      internal::SnapshotStateName(snap->state), "; retry later"));
+                                      lightos::SnapshotStateName(snap->state), "; retry later"));
   }
   absl::Status s = client->DeleteSnapshot(snap->uuid, o);
   if (absl::IsNotFound(s)) return absl::OkStatus();

@@ -7,13 +7,14 @@
 #include "common/strings.h"
 #include "controller/controller_service.h"
 #include "controller/internal.h"
+#include "lightos/state_names.h"
 #include "csicontext/keys.h"
 #include "scparams/storage_class.h"
 
 namespace lbcsi::controller {
 
 using internal::IdFor;
-using internal::StateName;
+using lightos::VolumeStateName;
 using lightos::VolumeState;
 
 namespace {
@@ -37,11 +38,11 @@ absl::Status CheckSettled(const lightos::Volume& v, std::string_view what) {
     case VolumeState::kDeleting:
     case VolumeState::kRollback:
       return absl::UnavailableError(Cat(what, " ", v.name, " (", v.uuid, ") is in state ",
-                                        StateName(v.state), "; retry later"));
+                                        VolumeStateName(v.state), "; retry later"));
     case VolumeState::kFailed:
     case VolumeState::kDeleted:
       return absl::FailedPreconditionError(Cat(what, " ", v.name, " (", v.uuid, ") is in state ",
-                                               StateName(v.state)));
+                                               VolumeStateName(v.state)));
     default: return absl::OkStatus();
   }
 }
@@ -122,7 +123,7 @@ absl::Status ControllerService::DoCreateVolume(const Opts& o,
     RETURN_IF_ERROR(snap.status());
     if (snap->state != lightos::SnapshotState::kAvailable) {
       return absl::UnavailableError(Cat("source snapshot ", snap->uuid, " is in state ",
-                                        internal::SnapshotStateName(snap->state),
+                                        lightos::SnapshotStateName(snap->state),
                                         ", not Available; retry later"));
     }
     source.size = snap->size_bytes;
@@ -288,8 +289,8 @@ absl::Status ControllerService::DoDeleteVolume(const Opts& o,
     case VolumeState::kUpdating:
     case VolumeState::kRollback:
     case VolumeState::kMigrating:
-      return absl::UnavailableError(Cat("volume ", vol->uuid, " is in state ", StateName(vol->state),
-                                        "; retry when it has settled"));
+      return absl::UnavailableError(Cat("volume ", vol->uuid, " is in state ",
+                                        VolumeStateName(vol->state), "; retry when it has settled"));
     default: break;
   }
   if (internal::AclGrantsAccess(vol->acl)) {
@@ -532,8 +533,8 @@ absl::Status ControllerService::DoGetVolume(const Opts& o,
   bool usable = internal::Usable(*vol);
   status->mutable_volume_condition()->set_abnormal(!usable);
   status->mutable_volume_condition()->set_message(
-      Cat("LightOS state ", StateName(vol->state), ", protection ",
-          internal::ProtectionName(vol->protection), usable ? "" : ": not usable for I/O"));
+      Cat("LightOS state ", VolumeStateName(vol->state), ", protection ",
+          lightos::ProtectionStateName(vol->protection), usable ? "" : ": not usable for I/O"));
   return absl::OkStatus();
 }
 

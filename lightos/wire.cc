@@ -59,33 +59,6 @@ SnapshotState FromWire(pb::Snapshot::StateEnum state) {
   }
 }
 
-std::string_view VolumeStateName(VolumeState state) {
-  switch (state) {
-    case VolumeState::kCreating: return "Creating";
-    case VolumeState::kAvailable: return "Available";
-    case VolumeState::kDeleting: return "Deleting";
-    case VolumeState::kDeleted: return "Deleted";
-    case VolumeState::kFailed: return "Failed";
-    case VolumeState::kUpdating: return "Updating";
-    case VolumeState::kRollback: return "Rollback";
-    case VolumeState::kMigrating: return "Migrating";
-    case VolumeState::kUnknown: break;
-  }
-  return "Unknown";
-}
-
-std::string_view SnapshotStateName(SnapshotState state) {
-  switch (state) {
-    case SnapshotState::kCreating: return "Creating";
-    case SnapshotState::kAvailable: return "Available";
-    case SnapshotState::kDeleting: return "Deleting";
-    case SnapshotState::kDeleted: return "Deleted";
-    case SnapshotState::kFailed: return "Failed";
-    case SnapshotState::kUnknown: break;
-  }
-  return "Unknown";
-}
-
 Volume FromWire(const pb::Volume& v) {
   Volume out;
   out.uuid = ToLower(v.uuid());

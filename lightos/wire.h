@@ -8,6 +8,7 @@
 
 #include "lightbits/api/duros/v2/durosapi.pb.h"
 #include "lightos/client.h"
+#include "lightos/state_names.h"
 
 namespace lbcsi::lightos {
 
@@ -23,8 +24,6 @@ bool ParseCompression(std::string_view value);
 VolumeState FromWire(pb::Volume::StateEnum state);
 ProtectionState FromWire(pb::ProtectionStateEnum state);
 SnapshotState FromWire(pb::Snapshot::StateEnum state);
-std::string_view VolumeStateName(VolumeState state);
-std::string_view SnapshotStateName(SnapshotState state);
 
 Volume FromWire(const pb::Volume& v);
 Snapshot FromWire(const pb::Snapshot& s);
