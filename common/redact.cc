@@ -6,6 +6,7 @@
 #include <set>
 #include <shared_mutex>
 
+#include <absl/strings/escaping.h>
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/reflection.h>
 #include <google/protobuf/util/json_util.h>
@@ -23,6 +24,15 @@ bool IsSecretField(const FieldDescriptor* field) {
   return field->options().GetExtension(csi::v1::csi_secret);
 }
 
+// JSON prints bytes as base64, so "***" in a bytes field would read "Kioq". These bytes are
+// the base64 decoding of "REDACTED": the log then says what happened.
+std::string RedactedValue(const FieldDescriptor* field) {
+  if (field->type() != FieldDescriptor::TYPE_BYTES) return std::string(kRedacted);
+  std::string bytes;
+  absl::Base64Unescape("REDACTED", &bytes);
+  return bytes;
+}
+
 void RedactField(Message& message, const FieldDescriptor* field) {
   const Reflection* refl = message.GetReflection();
   if (field->is_map()) {
@@ -31,7 +41,7 @@ void RedactField(Message& message, const FieldDescriptor* field) {
     for (int i = 0; i < refl->FieldSize(message, field); ++i) {
       Message* entry = refl->MutableRepeatedMessage(&message, field, i);
       if (value_field->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
-        entry->GetReflection()->SetString(entry, value_field, std::string(kRedacted));
+        entry->GetReflection()->SetString(entry, value_field, RedactedValue(value_field));
       } else {
         entry->GetReflection()->ClearField(entry, value_field);
       }
@@ -43,7 +53,7 @@ void RedactField(Message& message, const FieldDescriptor* field) {
     return;
   }
   if (field->cpp_type() == FieldDescriptor::CPPTYPE_STRING && refl->HasField(message, field)) {
-    refl->SetString(&message, field, std::string(kRedacted));
+    refl->SetString(&message, field, RedactedValue(field));
   } else {
     refl->ClearField(&message, field);
   }
