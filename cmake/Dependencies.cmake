@@ -10,6 +10,9 @@ find_package(CLI11 CONFIG REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(LIBNVME REQUIRED IMPORTED_TARGET libnvme)
 pkg_check_modules(LIBMOUNT REQUIRED IMPORTED_TARGET mount)
+# libmount's own SELinux dependency (libmount-dev pulls libselinux1-dev): the helper asks it
+# the question libmount asks before it drops context= (helper/paths/mounter.h).
+pkg_check_modules(LIBSELINUX REQUIRED IMPORTED_TARGET libselinux)
 pkg_check_modules(LIBBLKID REQUIRED IMPORTED_TARGET blkid)
 pkg_check_modules(LIBSECCOMP REQUIRED IMPORTED_TARGET libseccomp)
 pkg_check_modules(LIBCAP REQUIRED IMPORTED_TARGET libcap)

@@ -520,8 +520,8 @@ absl::Status HelperService::DoFormat(const v1::FormatRequest& req, absl::Time de
   auto job = std::make_shared<Job>();
   LOG(kInfo, "formatting", {"volume", uuid}, {"fs", want}, {"device", dev.name},
       {"resume", resume});
-  std::thread([this, job, uuid, fs = req.fs_type(), fd = std::move(dev_fd)]() mutable {
-    absl::Status st = mkfs_->RunMkfs(fs, fd.get());
+  std::thread([this, job, uuid, resume, fs = req.fs_type(), fd = std::move(dev_fd)]() mutable {
+    absl::Status st = mkfs_->RunMkfs(fs, fd.get(), resume);
     if (st.ok() && fsync(fd.get()) != 0) {
       st = absl::InternalError(Cat("fsync after mkfs: ", std::strerror(errno)));
     }
@@ -556,9 +556,15 @@ absl::Status HelperService::DoMount(const v1::MountRequest& req, v1::MountRespon
   if (req.fs_type() != v1::FS_TYPE_EXT4 && req.fs_type() != v1::FS_TYPE_XFS) {
     return InvalidField("fs_type", "must be FS_TYPE_EXT4 or FS_TYPE_XFS");
   }
+  // A label is always validated, and applied only where SELinux labels mounts
+  // (a host without it mounts without context=, and a repeat must match that).
+  if (!req.selinux_context().empty()) {
+    RETURN_IF_ERROR(ValidateSelinuxLabel("selinux_context", req.selinux_context()));
+  }
+  const bool label = !req.selinux_context().empty() && SelinuxLabelsMounts();
   ASSIGN_OR_RETURN(MountOptionSet opts,
                    BuildMountOptions(req.fs_type(), req.read_only(), req.options(),
-                                     req.selinux_context(), /*staging=*/true));
+                                     label ? req.selinux_context() : "", /*staging=*/true));
   bool created = false;
   ASSIGN_OR_RETURN(PathGuard::Parent target,
                    req.create_staging_path()
@@ -592,7 +598,7 @@ absl::Status HelperService::DoMount(const v1::MountRequest& req, v1::MountRespon
                                                e.read_only() ? "read-only" : "read-write",
                                                "; the request asks otherwise"));
     }
-    if (!req.selinux_context().empty() && !Contains(e.super_options, "context=")) {
+    if (label && !Contains(e.super_options, "context=")) {
       return absl::FailedPreconditionError(
           Cat("staging_path ", target.path, " is mounted without the requested SELinux context"));
     }
@@ -914,6 +920,12 @@ absl::Status HelperService::DoStats(const v1::StatsRequest& req, v1::StatsRespon
     }
     // O_PATH fd on the mount root: statfs without walking through the mount.
     ASSIGN_OR_RETURN(UniqueFd leaf, PathGuard::OpenLeaf(target));
+    // statfs answers from memory; a stat of the root shows a filesystem that
+    // failed (xfs after a shutdown refuses it with EIO).
+    struct stat root_st {};
+    if (fstat(leaf.get(), &root_st) != 0 && errno == EIO) {
+      problems.push_back("filesystem returns I/O errors");
+    }
     struct statvfs sv {};
     if (fstatvfs(leaf.get(), &sv) != 0) {
       problems.push_back(Cat("statfs failed: ", std::strerror(errno)));

@@ -12,18 +12,19 @@
 
 namespace lbcsi::helper {
 
-absl::Status DirectMkfsRunner::RunMkfs(v1::FsType fs_type, int device_fd) {
+absl::Status DirectMkfsRunner::RunMkfs(v1::FsType fs_type, int device_fd, bool resume) {
   const char* bin = nullptr;
   const char* ext4[] = {"mkfs.ext4", "-q", "-E", "nodiscard,lazy_itable_init=1",
                         "/proc/self/fd/3", nullptr};
   const char* xfs[] = {"mkfs.xfs", "-q", "-K", "/proc/self/fd/3", nullptr};
+  const char* xfs_resume[] = {"mkfs.xfs", "-q", "-K", "-f", "/proc/self/fd/3", nullptr};
   const char* const* argv = nullptr;
   if (fs_type == v1::FS_TYPE_EXT4) {
     bin = "/usr/sbin/mkfs.ext4";
     argv = ext4;
   } else if (fs_type == v1::FS_TYPE_XFS) {
     bin = "/usr/sbin/mkfs.xfs";
-    argv = xfs;
+    argv = resume ? xfs_resume : xfs;
   } else {
     return absl::InvalidArgumentError("unsupported filesystem");
   }

@@ -12,7 +12,7 @@ namespace lbcsi::helper {
 class SpawnerMkfsRunner final : public MkfsRunner {
  public:
   explicit SpawnerMkfsRunner(std::unique_ptr<Spawner> spawner) : spawner_(std::move(spawner)) {}
-  absl::Status RunMkfs(v1::FsType fs_type, int device_fd) override;
+  absl::Status RunMkfs(v1::FsType fs_type, int device_fd, bool resume) override;
 
  private:
   std::unique_ptr<Spawner> spawner_;

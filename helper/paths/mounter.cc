@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <libmount/libmount.h>
+#include <selinux/selinux.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -88,6 +89,10 @@ absl::Status MountFilesystem(const std::string& device_path, const UniqueFd& tar
   }
   if (err == EIO || err == EUCLEAN) return absl::DataLossError(msg);
   return absl::InternalError(msg);
+}
+
+bool SelinuxLabelsMounts() {
+  return is_selinux_enabled() == 1;
 }
 
 absl::Status BindMount(const UniqueFd& source_fd, const PathGuard::Parent& target,

@@ -28,6 +28,12 @@ absl::StatusOr<std::optional<MountEntry>> MountAt(const PathGuard::Parent& paren
 absl::Status MountFilesystem(const std::string& device_path, const UniqueFd& target_fd,
                              std::string_view fs_type, std::string_view options);
 
+// Whether a context= mount option can reach the kernel here. libmount removes
+// the SELinux options when libselinux reports SELinux off (selinuxfs not
+// mounted, or no /etc/selinux/config); the helper applies the same rule itself,
+// so it neither passes a label that cannot apply nor expects one on a repeat.
+bool SelinuxLabelsMounts();
+
 // Binds `source_fd` (a directory that is a mount root, or a block device node)
 // onto parent/leaf, then applies `flags` (MS_RDONLY, MS_NOSUID, ...) with a
 // bind remount when any is set.

@@ -206,7 +206,19 @@ absl::StatusOr<UniqueFd> PathGuard::OpenLeaf(const Parent& parent) {
   UniqueFd fd(openat(parent.fd.get(), parent.leaf.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
   if (!fd.valid()) return PathError("path", parent.path, errno);
   struct stat st {};
-  if (fstat(fd.get(), &st) != 0) return PathError("path", parent.path, errno);
+  if (fstat(fd.get(), &st) != 0) {
+    const int err = errno;
+    // A failed filesystem (xfs after a shutdown) answers EIO to any stat of its
+    // root. The fd still serves teardown (mount id, unmount), and a mount root
+    // is not a symlink of the parent's: accept it, or the volume could never be
+    // unmounted.
+    if (err == EIO) {
+      absl::StatusOr<uint64_t> leaf_mnt = MountIdOf(fd.get());
+      absl::StatusOr<uint64_t> parent_mnt = MountIdOf(parent.fd.get());
+      if (leaf_mnt.ok() && parent_mnt.ok() && *leaf_mnt != *parent_mnt) return fd;
+    }
+    return PathError("path", parent.path, err);
+  }
   if (S_ISLNK(st.st_mode)) return PathError("path", parent.path, ELOOP);
   return fd;
 }

@@ -31,6 +31,8 @@ struct Request {
   uint32_t magic;
   uint32_t fs;
   uint64_t id;
+  uint32_t mode;  // MkfsMode
+  uint32_t reserved;
 };
 
 struct Reply {
@@ -123,7 +125,8 @@ void SendSimple(int sock, uint64_t id, ReplyKind kind, int err) {
   SendReply(sock, r);
 }
 
-[[noreturn]] void ExecMkfs(MkfsFs fs, int binary_fd, int device_fd, int out_fd, pid_t spawner) {
+[[noreturn]] void ExecMkfs(MkfsFs fs, MkfsMode mode, int binary_fd, int device_fd, int out_fd,
+                           pid_t spawner) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != spawner) _exit(127);
   ResetSignals();
@@ -138,7 +141,7 @@ void SendSimple(int sock, uint64_t id, ReplyKind kind, int err) {
     _exit(127);
   }
   close_range(kChildBinaryFd + 1, ~0U, 0);
-  const std::vector<std::string> args = MkfsArgv(fs);
+  const std::vector<std::string> args = MkfsArgv(fs, mode);
   std::vector<char*> argv;
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
@@ -174,7 +177,10 @@ void StartJob(int sock, const Request& req, int device_fd, const int binaries[2]
   }
   const pid_t self = getpid();
   const pid_t pid = fork();
-  if (pid == 0) ExecMkfs(fs, binaries[fs == MkfsFs::kExt4 ? 0 : 1], device_fd, pipefd[1], self);
+  if (pid == 0) {
+    ExecMkfs(fs, static_cast<MkfsMode>(req.mode), binaries[fs == MkfsFs::kExt4 ? 0 : 1], device_fd,
+             pipefd[1], self);
+  }
   const int fork_errno = errno;
   close(pipefd[1]);
   close(device_fd);
@@ -213,7 +219,9 @@ bool ReadRequest(int sock, const int binaries[2], std::vector<Job>& jobs, int ma
   }
   const bool valid_fs = req.fs == static_cast<uint32_t>(MkfsFs::kExt4) ||
                         req.fs == static_cast<uint32_t>(MkfsFs::kXfs);
-  if (n != sizeof(req) || req.magic != kMagic || !valid_fs || fds.size() != 1 ||
+  const bool valid_mode = req.mode == static_cast<uint32_t>(MkfsMode::kNew) ||
+                          req.mode == static_cast<uint32_t>(MkfsMode::kResume);
+  if (n != sizeof(req) || req.magic != kMagic || !valid_fs || !valid_mode || fds.size() != 1 ||
       (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) {
     for (int fd : fds) close(fd);
     SendSimple(sock, req.id, ReplyKind::kBadRequest, 0);
@@ -315,11 +323,13 @@ void FinishJob(int sock, Job& job) {
 
 }  // namespace
 
-std::vector<std::string> MkfsArgv(MkfsFs fs) {
+std::vector<std::string> MkfsArgv(MkfsFs fs, MkfsMode mode) {
   const std::string device = Cat("/proc/self/fd/", kChildDeviceFd);
   if (fs == MkfsFs::kExt4) {
+    // mkfs.ext4 never asks without a terminal: the same argv resumes.
     return {"mkfs.ext4", "-q", "-E", "nodiscard,lazy_itable_init=1,lazy_journal_init=1", device};
   }
+  if (mode == MkfsMode::kResume) return {"mkfs.xfs", "-q", "-K", "-f", device};
   return {"mkfs.xfs", "-q", "-K", device};
 }
 
@@ -393,16 +403,20 @@ void Spawner::ReadResponses() {
   cv_.notify_all();
 }
 
-absl::StatusOr<MkfsResult> Spawner::RunMkfs(MkfsFs fs, int device_fd, absl::Time deadline) {
+absl::StatusOr<MkfsResult> Spawner::RunMkfs(MkfsFs fs, int device_fd, absl::Time deadline,
+                                            MkfsMode mode) {
   if (fs != MkfsFs::kExt4 && fs != MkfsFs::kXfs) {
     return absl::InvalidArgumentError("unknown filesystem for mkfs");
+  }
+  if (mode != MkfsMode::kNew && mode != MkfsMode::kResume) {
+    return absl::InvalidArgumentError("unknown mkfs mode");
   }
   if (device_fd < 0) return absl::InvalidArgumentError("no device fd");
   // The reply reader starts with the first call, not in Start(): the helper
   // drops capabilities after Start() and that must happen while single-threaded.
   std::call_once(reader_started_, [this] { reader_ = std::thread([this] { ReadResponses(); }); });
   auto pending = std::make_shared<Pending>();
-  Request req{kMagic, static_cast<uint32_t>(fs), 0};
+  Request req{kMagic, static_cast<uint32_t>(fs), 0, static_cast<uint32_t>(mode), 0};
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (dead_) return absl::UnavailableError("the mkfs spawner has exited");

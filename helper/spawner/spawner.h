@@ -13,6 +13,9 @@
 // No -f for xfs: mkfs.xfs's own "existing filesystem" check stays on as a last
 // guard. mkfs.ext4 asks only on a terminal and stdin is /dev/null, so for ext4
 // the helper's libblkid probe (DESIGN.md rule 1) is the only guard.
+// MkfsMode::kResume adds -f for xfs: the helper asks for it only to finish its
+// own interrupted format (its record and its probe say so), where mkfs.xfs
+// would otherwise refuse the superblock its first run left, for good.
 //
 // Lifetimes: the spawner dies with the helper (PR_SET_PDEATHSIG; note the
 // kernel sends it when the *thread* that called Start() exits, so call it from
@@ -36,6 +39,7 @@
 namespace lbcsi::helper {
 
 enum class MkfsFs : uint32_t { kExt4 = 1, kXfs = 2 };
+enum class MkfsMode : uint32_t { kNew = 0, kResume = 1 };
 
 struct SpawnerConfig {
   std::string mkfs_ext4 = "/usr/sbin/mkfs.ext4";
@@ -50,7 +54,7 @@ struct MkfsResult {
 };
 
 // The argv the spawner runs for `fs` (argv[0] first, device path last).
-std::vector<std::string> MkfsArgv(MkfsFs fs);
+std::vector<std::string> MkfsArgv(MkfsFs fs, MkfsMode mode = MkfsMode::kNew);
 
 class Spawner {
  public:
@@ -69,7 +73,8 @@ class Spawner {
   // RESOURCE_EXHAUSTED when too many formats run, UNAVAILABLE when the spawner
   // is gone, DEADLINE_EXCEEDED when `deadline` passes first (mkfs goes on).
   absl::StatusOr<MkfsResult> RunMkfs(MkfsFs fs, int device_fd,
-                                     absl::Time deadline = absl::InfiniteFuture());
+                                     absl::Time deadline = absl::InfiniteFuture(),
+                                     MkfsMode mode = MkfsMode::kNew);
 
   pid_t pid() const { return pid_; }
 

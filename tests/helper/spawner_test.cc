@@ -39,6 +39,10 @@ TEST(SpawnerArgv, IsFixedAndNeverDiscards) {
                                       "/proc/self/fd/3"}));
   EXPECT_EQ(MkfsArgv(MkfsFs::kXfs),
             (std::vector<std::string>{"mkfs.xfs", "-q", "-K", "/proc/self/fd/3"}));
+  // Resuming the helper's own interrupted format: -f for xfs only, ext4 unchanged.
+  EXPECT_EQ(MkfsArgv(MkfsFs::kXfs, MkfsMode::kResume),
+            (std::vector<std::string>{"mkfs.xfs", "-q", "-K", "-f", "/proc/self/fd/3"}));
+  EXPECT_EQ(MkfsArgv(MkfsFs::kExt4, MkfsMode::kResume), MkfsArgv(MkfsFs::kExt4));
 }
 
 TEST(SpawnerStart, RefusesMissingOrWritableBinary) {
@@ -96,6 +100,22 @@ TEST(Spawner, FailureCarriesExitCodeAndOutputAndXfsDoesNotOverwrite) {
   EXPECT_NE(result->output_tail.find("existing filesystem"), std::string::npos)
       << result->output_tail;
   EXPECT_EQ(ProbeType(dev.fd()), "ext4");
+}
+
+TEST(Spawner, ResumeModeWritesOverTheXfsItLeft) {
+  LBCSI_REQUIRE_ROOT();
+  TempLoopDevice dev(kXfsSize);
+  ASSERT_GE(dev.fd(), 0) << dev.error();
+  auto spawner = StartOrDie();
+  ASSERT_NE(spawner, nullptr);
+  ASSERT_EQ(spawner->RunMkfs(MkfsFs::kXfs, dev.fd())->exit_code, 0);
+  auto refused = spawner->RunMkfs(MkfsFs::kXfs, dev.fd());
+  ASSERT_TRUE(refused.ok()) << refused.status();
+  EXPECT_NE(refused->exit_code, 0) << "without resume mode xfs must not overwrite";
+  auto result = spawner->RunMkfs(MkfsFs::kXfs, dev.fd(), absl::InfiniteFuture(), MkfsMode::kResume);
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->exit_code, 0) << result->output_tail;
+  EXPECT_EQ(ProbeType(dev.fd()), "xfs");
 }
 
 TEST(Spawner, RefusesRegularFile) {
