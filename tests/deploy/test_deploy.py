@@ -180,6 +180,9 @@ class SecurityTest(unittest.TestCase):
         self.assertEqual(mounts["/var/lib/kubelet"]["mountPropagation"], "Bidirectional")
         self.assertIn("/dev", mounts)
         self.assertIn("/sys", mounts)
+        # Without the node's /etc/selinux/config libselinux reports SELinux off and context=
+        # labels would be dropped on SELinux nodes.
+        self.assertTrue(mounts["/etc/selinux"]["readOnly"])
         self.assertIn("--transport=nvme", main["args"])
         init = spec["initContainers"][0]
         self.assertEqual(init["securityContext"]["capabilities"], {"drop": ["ALL"],
