@@ -34,26 +34,15 @@
 #include <grpcpp/grpcpp.h>
 
 #include "lbcsi/helper/v1/helper.grpc.pb.h"
+#include "tests/vm/guest_util.h"
 
 namespace {
 
+using namespace lbcsi::vmtest;
 namespace fs = std::filesystem;
 namespace hv1 = ::lbcsi::helper::v1;
 using Clock = std::chrono::steady_clock;
 
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  return v == nullptr ? "" : v;
-}
-std::string ReadLine(const fs::path& p) {
-  std::ifstream in(p);
-  std::string s;
-  std::getline(in, s);
-  return s;
-}
-std::string NewUuid() {
-  return ReadLine("/proc/sys/kernel/random/uuid");
-}
 double MsSince(Clock::time_point t) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
 }
@@ -66,10 +55,8 @@ pid_t g_helper_pid = -1;
   }
   std::exit(1);
 }
-void Nvmet(const std::string& script) {
-  const std::string cmd =
-      "bash -euc '. \"" + Env("LBCSI_SOURCE_DIR") + "/tests/vm/nvmet.sh\"; " + script + "'";
-  if (std::system(cmd.c_str()) != 0) Die("nvmet.sh: " + script);
+void NvmetOrDie(const std::string& script) {
+  if (!Nvmet(script)) Die("nvmet.sh: " + script);
 }
 int Run(std::vector<std::string> args) {
   pid_t pid = fork();
@@ -110,15 +97,6 @@ std::string BareFindDevice(const std::string& uuid) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   Die("namespace " + uuid + " never appeared");
-}
-
-void BareDisconnect(const std::string& nqn) {
-  std::error_code ec;
-  for (const auto& c : fs::directory_iterator("/sys/class/nvme", ec)) {
-    if (ReadLine(c.path() / "subsysnqn") == nqn) {
-      std::ofstream(c.path() / "delete_controller") << "1";
-    }
-  }
 }
 
 // ---- helper ----
@@ -221,9 +199,9 @@ int main(int argc, char** argv) {
     const std::string img = dir + "/" + uuid + ".img";
     const std::string mnt = dir + "/root/mnt" + std::to_string(it);
     fs::create_directories(mnt);
-    Nvmet("truncate -s 256M " + img + "; nvmet_need_cfg; nvmet_subsys " + nqn + "; nvmet_ns_add " +
-          nqn + " 1 " + uuid + " " + img + "; nvmet_port_add " + nqn +
-          " 1 127.0.0.1 4420; nvmet_port_add " + nqn + " 2 127.0.0.1 4421");
+    NvmetOrDie("truncate -s 256M " + img + "; nvmet_need_cfg; nvmet_subsys " + nqn +
+               "; nvmet_ns_add " + nqn + " 1 " + uuid + " " + img + "; nvmet_port_add " + nqn +
+               " 1 127.0.0.1 4420; nvmet_port_add " + nqn + " 2 127.0.0.1 4421");
 
     const auto t0 = Clock::now();
     if (use_helper) {
@@ -277,19 +255,14 @@ int main(int argc, char** argv) {
       bare_ms.push_back(MsSince(t0));
       std::printf("bare    %2d: %7.0f ms (%s)\n", it, bare_ms.back(), dev.c_str());
       umount2(mnt.c_str(), 0);
-      BareDisconnect(nqn);
+      DeleteControllers(nqn);
     }
     // Let the controllers go before the target does.
     for (auto end = Clock::now() + std::chrono::seconds(20); Clock::now() < end;) {
-      bool any = false;
-      std::error_code ec;
-      for (const auto& c : fs::directory_iterator("/sys/class/nvme", ec)) {
-        any = any || ReadLine(c.path() / "subsysnqn") == nqn;
-      }
-      if (!any) break;
+      if (ControllersOf(nqn).empty()) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
-    Nvmet("nvmet_teardown");
+    NvmetOrDie("nvmet_teardown");
     fs::remove(img);
   }
 

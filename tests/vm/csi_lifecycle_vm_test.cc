@@ -46,10 +46,13 @@
 
 #include "csi/v1/csi.grpc.pb.h"
 #include "csicontext/keys.h"
+#include "tests/vm/guest_util.h"
+#include "tests/vm/rpc_assert.h"
 #include "volumeid/resource_id.h"
 
 namespace {
 
+using namespace lbcsi::vmtest;
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using Ctl = csi::v1::Controller::Stub;
@@ -66,48 +69,10 @@ constexpr char kPassphraseKey[] = "host-encryption-passphrase";
 constexpr char kPass[] = "CSI-vm-LUKS-passphrase-0xC0FFEE-right";
 constexpr char kWrong[] = "CSI-vm-LUKS-passphrase-0xBADBAD-wrong";
 
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  return v == nullptr ? "" : v;
-}
-
-std::string ReadAll(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string ReadLine(const fs::path& p) {
-  std::ifstream in(p);
-  std::string s;
-  std::getline(in, s);
-  return s;
-}
-
-// Runs a bash snippet with nvmet.sh sourced; true on exit status 0.
-bool Nvmet(const std::string& script) {
-  const std::string nvmet = Env("LBCSI_SOURCE_DIR") + "/tests/vm/nvmet.sh";
-  const std::string cmd = "bash -euc '. \"" + nvmet + "\"; " + script + "'";
-  return std::system(cmd.c_str()) == 0;
-}
-
 // A context value, "" when absent.
 std::string Get(const Context& context, const std::string& key) {
   auto it = context.find(key);
   return it == context.end() ? "" : it->second;
-}
-
-// Controllers (nvme<N>) of a subsystem, with their states.
-std::vector<std::pair<std::string, std::string>> ControllersOf(const std::string& nqn) {
-  std::vector<std::pair<std::string, std::string>> out;
-  std::error_code ec;
-  for (const auto& c : fs::directory_iterator("/sys/class/nvme", ec)) {
-    if (ReadLine(c.path() / "subsysnqn") == nqn) {
-      out.emplace_back(c.path().filename().string(), ReadLine(c.path() / "state"));
-    }
-  }
-  return out;
 }
 
 // The nvmet namespace exporting a volume: "" when there is none, else "enabled" or
@@ -186,63 +151,12 @@ bool FileContains(const std::string& path, const std::string& needle) {
   return found;
 }
 
-// stdout+stderr of a shell command, /sbin on PATH.
-std::string Capture(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(("PATH=/usr/sbin:/sbin:$PATH " + cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) return out;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof(buf), p)) > 0;) out.append(buf, n);
-  pclose(p);
-  return out;
-}
-
-// The volume key size in a `cryptsetup luksDump` (the key slot's "Key:" line), 0 if absent.
-int VolumeKeyBits(const std::string& dump) {
-  std::istringstream in(dump);
-  for (std::string line; std::getline(in, line);) {
-    size_t k = line.find_first_not_of(" \t");
-    if (k != std::string::npos && line.compare(k, 4, "Key:") == 0) {
-      return std::atoi(line.c_str() + k + 4);
-    }
-  }
-  return 0;
-}
-
 // `count` bytes of a repeated text marker: easy to search for on the raw volume.
 std::string MarkerPayload(const std::string& marker, size_t count) {
   std::string out;
   while (out.size() < count) out += marker;
   out.resize(count);
   return out;
-}
-
-std::string WriteAndVerifyData(const std::string& file, const std::string& payload);
-std::string WriteAndVerify(const std::string& file, size_t bytes, char fill) {
-  return WriteAndVerifyData(file, std::string(bytes, fill));
-}
-// Writes, fsyncs, drops the file's pages and reads `payload` back from the device.
-std::string WriteAndVerifyData(const std::string& file, const std::string& payload) {
-  const size_t bytes = payload.size();
-  int fd = open(file.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return "open " + file + ": " + std::strerror(errno);
-  std::string err;
-  if (write(fd, payload.data(), payload.size()) != static_cast<ssize_t>(payload.size())) {
-    err = std::string("write: ") + std::strerror(errno);
-  } else if (fsync(fd) != 0) {
-    err = std::string("fsync: ") + std::strerror(errno);
-  } else if (posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) != 0) {
-    err = "fadvise failed";  // the read below must come from the device
-  } else {
-    std::string back(bytes, '\0');
-    if (pread(fd, back.data(), back.size(), 0) != static_cast<ssize_t>(back.size())) {
-      err = std::string("read: ") + std::strerror(errno);
-    } else if (back != payload) {
-      err = "read back different data";
-    }
-  }
-  close(fd);
-  return err;
 }
 
 // Whole-file comparison with an expected fill.
@@ -384,12 +298,6 @@ csi::v1::VolumeCapability BlockCap() {
   return c;
 }
 
-#define ASSERT_RPC_OK(expr)                                                                   \
-  do {                                                                                        \
-    grpc::Status st_ = (expr);                                                                \
-    ASSERT_TRUE(st_.ok()) << #expr << ": " << st_.error_code() << " " << st_.error_message(); \
-  } while (0)
-
 class CsiLifecycleVmTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -437,9 +345,7 @@ class CsiLifecycleVmTest : public ::testing::Test {
       const std::string name = ReadLine(b.path() / "dm" / "name");
       if (name.rfind("lbcsi-", 0) == 0) Capture("dmsetup remove --force " + name);
     }
-    for (const auto& [name, state] : ControllersOf(nqn_)) {
-      std::ofstream("/sys/class/nvme/" + name + "/delete_controller") << "1";
-    }
+    DeleteControllers(nqn_);
     if (target_up_) Nvmet("nvmet_teardown");
     target_up_ = false;
     std::error_code ec;
@@ -485,10 +391,7 @@ class CsiLifecycleVmTest : public ::testing::Test {
     std::ofstream(dir_ + "/etc/hostnqn") << host_nqn_ << "\n";
 
     // The target: one subsystem on two loopback ports, namespaces come from the sync loop.
-    std::ifstream uuid_in("/proc/sys/kernel/random/uuid");
-    std::string uuid;
-    std::getline(uuid_in, uuid);
-    nqn_ = "nqn.2016-01.com.lightbitslabs:uuid:" + uuid;
+    nqn_ = "nqn.2016-01.com.lightbitslabs:uuid:" + NewUuid();
     if (!Nvmet("nvmet_need_cfg; nvmet_subsys " + nqn_ + "; nvmet_port_add " + nqn_ +
                " 1 127.0.0.1 4420; nvmet_port_add " + nqn_ + " 2 127.0.0.1 4421")) {
       return "cannot set up the nvmet subsystem and ports";
@@ -710,8 +613,35 @@ class CsiLifecycleVmTest : public ::testing::Test {
     r.set_target_path(Target(pv));
     return r;
   }
+  csi::v1::NodeGetVolumeStatsRequest StatsReq(const std::string& id, const std::string& pv) const {
+    csi::v1::NodeGetVolumeStatsRequest r;
+    r.set_volume_id(id);
+    r.set_volume_path(Target(pv));
+    return r;
+  }
+  csi::v1::ControllerExpandVolumeRequest ControllerExpandReq(const std::string& id,
+                                                             const csi::v1::VolumeCapability& cap,
+                                                             int64_t bytes) const {
+    csi::v1::ControllerExpandVolumeRequest r;
+    r.set_volume_id(id);
+    r.mutable_capacity_range()->set_required_bytes(bytes);
+    *r.mutable_volume_capability() = cap;
+    AddSecrets(&r, IsEncryptedId(id));
+    return r;
+  }
+  csi::v1::NodeExpandVolumeRequest NodeExpandReq(const std::string& id, const std::string& pv,
+                                                 const csi::v1::VolumeCapability& cap,
+                                                 int64_t bytes) const {
+    csi::v1::NodeExpandVolumeRequest r;
+    r.set_volume_id(id);
+    r.set_volume_path(Target(pv));
+    r.set_staging_target_path(Staging(pv));
+    r.mutable_capacity_range()->set_required_bytes(bytes);
+    *r.mutable_volume_capability() = cap;
+    return r;
+  }
 
-  // ---- steps shared by both tests ----
+  // ---- steps shared by the tests ----
 
   // CreateVolume: 1 GiB, created empty, its image and a hidden namespace appear.
   void Create(const std::string& name, const csi::v1::VolumeCapability& cap, std::string* id,
@@ -722,6 +652,9 @@ class CsiLifecycleVmTest : public ::testing::Test {
     *volume_context = created.volume().volume_context();
     EXPECT_EQ(created.volume().capacity_bytes(), kGiB);
     EXPECT_EQ(Get(*volume_context, lbcsi::csictx::kCreatedEmpty), "true");
+    if (encrypted) {
+      EXPECT_NE(id->find("|hostcrypto:luks2"), std::string::npos) << *id;
+    }
     auto parsed = lbcsi::ParseResourceId(*id);
     ASSERT_TRUE(parsed.ok()) << *id;
     *uuid = parsed->uuid;
@@ -749,6 +682,21 @@ class CsiLifecycleVmTest : public ::testing::Test {
         WaitFor([&] { return NamespaceState(nqn_, uuid) == "enabled"; }, std::chrono::seconds(10)))
         << "the ACL admits this host but the namespace is '" << NamespaceState(nqn_, uuid) << "'";
     Note("ControllerPublishVolume: ACL holds " + host_nqn_ + ", namespace enabled");
+  }
+
+  // A volume as one test drives it: its PV name, CSI volume id, LightOS UUID, and the
+  // contexts CreateVolume and ControllerPublishVolume returned.
+  struct Volume {
+    std::string pv, id, uuid;
+    Context vc, pc;
+  };
+  // Create, then Publish, then the node dirs kubelet makes first.
+  void Provision(const std::string& name, const std::string& pv,
+                 const csi::v1::VolumeCapability& cap, bool encrypted, Volume* v) {
+    v->pv = pv;
+    ASSERT_NO_FATAL_FAILURE(Create(name, cap, &v->id, &v->uuid, &v->vc, encrypted));
+    ASSERT_NO_FATAL_FAILURE(Publish(v->id, v->uuid, cap, &v->pc));
+    PrepareNodeDirs(pv);
   }
 
   // Both paths through the discovery log: two live controllers of the subsystem.
@@ -793,8 +741,10 @@ class CsiLifecycleVmTest : public ::testing::Test {
 
   static std::string MapperName(const std::string& uuid) { return "lbcsi-" + uuid; }
 
-  // After unstage: no device-mapper device of the volume, no /dev/mapper node for it.
-  void ExpectNoMapping(const std::string& uuid, const std::string& what) {
+  // ExpectNodeClean, and the volume's LUKS mapping is closed: no device-mapper device of
+  // the volume, no /dev/mapper node for it.
+  void ExpectEncryptedNodeClean(const std::string& uuid, const std::string& what) {
+    ExpectNodeClean(what);
     EXPECT_EQ(DmDeviceNamed(MapperName(uuid)), "") << what << ": the LUKS mapping is still open";
     EXPECT_FALSE(fs::exists("/dev/mapper/" + MapperName(uuid))) << what;
   }
@@ -863,6 +813,31 @@ class CsiLifecycleVmTest : public ::testing::Test {
     }
   }
 
+  // NodeGetVolumeStats of the published target, with at least one usage entry.
+  void Stats(const std::string& id, const std::string& pv,
+             csi::v1::NodeGetVolumeStatsResponse* stats) {
+    ASSERT_RPC_OK(Call(&Nd::NodeGetVolumeStats, StatsReq(id, pv), stats));
+    ASSERT_GE(stats->usage_size(), 1);
+  }
+
+  // An online expand as the CO drives it: ControllerExpandVolume (LightOS grows the
+  // volume), then NodeExpandVolume until the host has seen the new size.
+  struct Expansion {
+    csi::v1::ControllerExpandVolumeResponse controller;
+    csi::v1::NodeExpandVolumeResponse node;
+    int node_attempts = 0;
+    Clock::time_point node_start;  // when the first NodeExpandVolume call went out
+  };
+  void ExpandOnline(const std::string& id, const std::string& pv,
+                    const csi::v1::VolumeCapability& cap, int64_t bytes, Expansion* out) {
+    ASSERT_RPC_OK(
+        Call(&Ctl::ControllerExpandVolume, ControllerExpandReq(id, cap, bytes), &out->controller));
+    out->node_start = Clock::now();
+    grpc::Status st =
+        NodeExpandRetrying(NodeExpandReq(id, pv, cap, bytes), &out->node, &out->node_attempts);
+    ASSERT_TRUE(st.ok()) << st.error_code() << " " << st.error_message();
+  }
+
   static long MsSince(Clock::time_point t) {
     return static_cast<long>(
         std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count());
@@ -885,13 +860,9 @@ class CsiLifecycleVmTest : public ::testing::Test {
 
 // An ext4 volume from CreateVolume to DeleteVolume, with data, stats and an online expand.
 TEST_F(CsiLifecycleVmTest, FilesystemVolumeFullLifecycle) {
-  const std::string pv = "pv-fs";
-  std::string id, uuid;
-  Context vc, pc;
-  ASSERT_NO_FATAL_FAILURE(Create("vm-fs-volume", MountCap(), &id, &uuid, &vc));
-  ASSERT_NO_FATAL_FAILURE(Publish(id, uuid, MountCap(), &pc));
-
-  PrepareNodeDirs(pv);
+  Volume vol;
+  ASSERT_NO_FATAL_FAILURE(Provision("vm-fs-volume", "pv-fs", MountCap(), false, &vol));
+  const auto& [pv, id, uuid, vc, pc] = vol;
   ASSERT_RPC_OK(Call(&Nd::NodeStageVolume, StageReq(id, pv, pc, vc, MountCap())));
   {
     auto mounts = MountsUnder(Staging(pv));
@@ -909,12 +880,8 @@ TEST_F(CsiLifecycleVmTest, FilesystemVolumeFullLifecycle) {
   EXPECT_EQ(WriteAndVerify(Target(pv) + "/data", 1 << 20, 'x'), "");
   Note("NodePublishVolume; wrote, synced and read back 1 MiB through the target");
 
-  csi::v1::NodeGetVolumeStatsRequest stats_req;
-  stats_req.set_volume_id(id);
-  stats_req.set_volume_path(Target(pv));
   csi::v1::NodeGetVolumeStatsResponse stats;
-  ASSERT_RPC_OK(Call(&Nd::NodeGetVolumeStats, stats_req, &stats));
-  ASSERT_GE(stats.usage_size(), 1);
+  ASSERT_NO_FATAL_FAILURE(Stats(id, pv, &stats));
   EXPECT_EQ(stats.usage(0).unit(), csi::v1::VolumeUsage::BYTES);
   EXPECT_GT(stats.usage(0).total(), kGiB * 8 / 10);
   EXPECT_LE(stats.usage(0).total(), kGiB);
@@ -926,45 +893,22 @@ TEST_F(CsiLifecycleVmTest, FilesystemVolumeFullLifecycle) {
 
   // Expand to 2 GiB: LightOS (the sim) grows the image, the sync loop makes nvmet re-read
   // it (AEN to the host), then the agent grows ext4 online.
-  csi::v1::ControllerExpandVolumeRequest cexp;
-  cexp.set_volume_id(id);
-  cexp.mutable_capacity_range()->set_required_bytes(2 * kGiB);
-  *cexp.mutable_volume_capability() = MountCap();
-  AddSecrets(&cexp);
-  csi::v1::ControllerExpandVolumeResponse cexp_resp;
-  ASSERT_RPC_OK(Call(&Ctl::ControllerExpandVolume, cexp, &cexp_resp));
-  EXPECT_EQ(cexp_resp.capacity_bytes(), 2 * kGiB);
-  EXPECT_TRUE(cexp_resp.node_expansion_required());
+  Expansion ex;
+  ASSERT_NO_FATAL_FAILURE(ExpandOnline(id, pv, MountCap(), 2 * kGiB, &ex));
+  EXPECT_EQ(ex.controller.capacity_bytes(), 2 * kGiB);
+  EXPECT_TRUE(ex.controller.node_expansion_required());
   EXPECT_EQ(fs::file_size(Image(uuid)), static_cast<uintmax_t>(2 * kGiB));
-  Note("ControllerExpandVolume: 2 GiB");
-
-  csi::v1::NodeExpandVolumeRequest nexp;
-  nexp.set_volume_id(id);
-  nexp.set_volume_path(Target(pv));
-  nexp.set_staging_target_path(Staging(pv));
-  nexp.mutable_capacity_range()->set_required_bytes(2 * kGiB);
-  *nexp.mutable_volume_capability() = MountCap();
-  csi::v1::NodeExpandVolumeResponse nexp_resp;
-  grpc::Status st;
-  int attempts = 0;
-  // UNAVAILABLE until the host has seen the new namespace size; kubelet retries the same.
-  for (auto end = Clock::now() + std::chrono::seconds(30);;) {
-    ++attempts;
-    st = Call(&Nd::NodeExpandVolume, nexp, &nexp_resp);
-    if (st.error_code() != grpc::StatusCode::UNAVAILABLE || Clock::now() > end) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  }
-  ASSERT_TRUE(st.ok()) << st.error_code() << " " << st.error_message();
-  EXPECT_EQ(nexp_resp.capacity_bytes(), 2 * kGiB);
-  Note("NodeExpandVolume: " + std::to_string(nexp_resp.capacity_bytes() >> 20) + " MiB after " +
-       std::to_string(attempts) + " call(s)");
+  EXPECT_EQ(ex.node.capacity_bytes(), 2 * kGiB);
+  Note("ControllerExpandVolume: 2 GiB; NodeExpandVolume: " +
+       std::to_string(ex.node.capacity_bytes() >> 20) + " MiB after " +
+       std::to_string(ex.node_attempts) + " call(s)");
 
   struct statvfs sv {};
   ASSERT_EQ(statvfs(Target(pv).c_str(), &sv), 0);
   const uint64_t fs_bytes = static_cast<uint64_t>(sv.f_blocks) * sv.f_frsize;
   EXPECT_GT(fs_bytes, static_cast<uint64_t>(kGiB) * 18 / 10);
   EXPECT_LE(fs_bytes, static_cast<uint64_t>(2 * kGiB));
-  ASSERT_RPC_OK(Call(&Nd::NodeGetVolumeStats, stats_req, &stats));
+  ASSERT_NO_FATAL_FAILURE(Stats(id, pv, &stats));
   EXPECT_GE(stats.usage(0).total(), total_before + kGiB * 9 / 10);
   EXPECT_EQ(VerifyFile(Target(pv) + "/data", 1 << 20, 'x'), "");
   EXPECT_EQ(WriteAndVerify(Target(pv) + "/after-grow", 1 << 20, 'y'), "");
@@ -993,13 +937,9 @@ TEST_F(CsiLifecycleVmTest, FilesystemVolumeFullLifecycle) {
 // A raw block volume: the pod's target is the device itself; data written through it
 // lands in the volume's image on the target side.
 TEST_F(CsiLifecycleVmTest, RawBlockVolumeStagePublish) {
-  const std::string pv = "pv-block";
-  std::string id, uuid;
-  Context vc, pc;
-  ASSERT_NO_FATAL_FAILURE(Create("vm-block-volume", BlockCap(), &id, &uuid, &vc));
-  ASSERT_NO_FATAL_FAILURE(Publish(id, uuid, BlockCap(), &pc));
-
-  PrepareNodeDirs(pv);
+  Volume vol;
+  ASSERT_NO_FATAL_FAILURE(Provision("vm-block-volume", "pv-block", BlockCap(), false, &vol));
+  const auto& [pv, id, uuid, vc, pc] = vol;
   ASSERT_RPC_OK(Call(&Nd::NodeStageVolume, StageReq(id, pv, pc, vc, BlockCap())));
   ExpectTwoLivePaths();
   ASSERT_RPC_OK(Call(&Nd::NodePublishVolume, NodePublishReq(id, pv, pc, vc, BlockCap())));
@@ -1026,12 +966,8 @@ TEST_F(CsiLifecycleVmTest, RawBlockVolumeStagePublish) {
   }
   Note("1 MiB written through the target is in the volume's image");
 
-  csi::v1::NodeGetVolumeStatsRequest stats_req;
-  stats_req.set_volume_id(id);
-  stats_req.set_volume_path(Target(pv));
   csi::v1::NodeGetVolumeStatsResponse stats;
-  ASSERT_RPC_OK(Call(&Nd::NodeGetVolumeStats, stats_req, &stats));
-  ASSERT_GE(stats.usage_size(), 1);
+  ASSERT_NO_FATAL_FAILURE(Stats(id, pv, &stats));
   EXPECT_EQ(stats.usage(0).total(), kGiB);
   EXPECT_FALSE(stats.volume_condition().abnormal()) << stats.volume_condition().message();
 
@@ -1049,14 +985,10 @@ TEST_F(CsiLifecycleVmTest, RawBlockVolumeStagePublish) {
 // closes the mapping and leaves only ciphertext; a wrong passphrase fails cleanly; the
 // data comes back with the right one; online expand grows the mapping then ext4.
 TEST_F(CsiLifecycleVmTest, EncryptedFilesystemVolumeLifecycle) {
-  const std::string pv = "pv-crypt";
-  std::string id, uuid;
-  Context vc, pc;
-  ASSERT_NO_FATAL_FAILURE(Create("vm-crypt-volume", MountCap(), &id, &uuid, &vc, true));
-  EXPECT_NE(id.find("|hostcrypto:luks2"), std::string::npos) << id;
+  Volume vol;
+  ASSERT_NO_FATAL_FAILURE(Provision("vm-crypt-volume", "pv-crypt", MountCap(), true, &vol));
+  const auto& [pv, id, uuid, vc, pc] = vol;
   EXPECT_TRUE(IsEncryptedId(id)) << id;
-  ASSERT_NO_FATAL_FAILURE(Publish(id, uuid, MountCap(), &pc));
-  PrepareNodeDirs(pv);
 
   // First stage: LUKS2 format (never written), open, mkfs.ext4 inside, mount.
   auto t = Clock::now();
@@ -1106,15 +1038,11 @@ TEST_F(CsiLifecycleVmTest, EncryptedFilesystemVolumeLifecycle) {
   ASSERT_EQ(MountsUnder(Target(pv)).size(), 1u) << "target is not a mount point";
   const std::string marker = "lbcsi-csi-plaintext-marker-5b1d";
   const std::string payload = MarkerPayload(marker, 1 << 20);
-  EXPECT_EQ(WriteAndVerifyData(Target(pv) + "/data", payload), "");
+  EXPECT_EQ(WriteAndVerify(Target(pv) + "/data", payload), "");
   Note("NodePublishVolume; 1 MiB of a text marker written, synced, read back");
 
-  csi::v1::NodeGetVolumeStatsRequest stats_req;
-  stats_req.set_volume_id(id);
-  stats_req.set_volume_path(Target(pv));
   csi::v1::NodeGetVolumeStatsResponse stats;
-  ASSERT_RPC_OK(Call(&Nd::NodeGetVolumeStats, stats_req, &stats));
-  ASSERT_GE(stats.usage_size(), 1);
+  ASSERT_NO_FATAL_FAILURE(Stats(id, pv, &stats));
   EXPECT_GT(stats.usage(0).total(), kGiB * 8 / 10);
   EXPECT_LT(stats.usage(0).total(), kGiB) << "the LUKS2 header takes its share";
   EXPECT_GE(stats.usage(0).used(), 1 << 20);
@@ -1124,31 +1052,16 @@ TEST_F(CsiLifecycleVmTest, EncryptedFilesystemVolumeLifecycle) {
        std::to_string(stats.usage(0).used() >> 20) + " MiB, " + stats.volume_condition().message());
 
   // Online expand: LightOS grows the volume, the agent grows the mapping then ext4.
-  csi::v1::ControllerExpandVolumeRequest cexp;
-  cexp.set_volume_id(id);
-  cexp.mutable_capacity_range()->set_required_bytes(2 * kGiB);
-  *cexp.mutable_volume_capability() = MountCap();
-  AddSecrets(&cexp, true);
-  csi::v1::ControllerExpandVolumeResponse cexp_resp;
-  ASSERT_RPC_OK(Call(&Ctl::ControllerExpandVolume, cexp, &cexp_resp));
-  EXPECT_EQ(cexp_resp.capacity_bytes(), 2 * kGiB);
-  EXPECT_TRUE(cexp_resp.node_expansion_required());
+  // (ControllerExpandVolume leaves the filesystem as it is: its size before is taken first.)
   struct statvfs sv {};
   ASSERT_EQ(statvfs(Target(pv).c_str(), &sv), 0);
   const uint64_t fs_before = static_cast<uint64_t>(sv.f_blocks) * sv.f_frsize;
-  csi::v1::NodeExpandVolumeRequest nexp;
-  nexp.set_volume_id(id);
-  nexp.set_volume_path(Target(pv));
-  nexp.set_staging_target_path(Staging(pv));
-  nexp.mutable_capacity_range()->set_required_bytes(2 * kGiB);
-  *nexp.mutable_volume_capability() = MountCap();
-  csi::v1::NodeExpandVolumeResponse nexp_resp;
-  int attempts = 0;
-  t = Clock::now();
-  grpc::Status st = NodeExpandRetrying(nexp, &nexp_resp, &attempts);
-  ASSERT_TRUE(st.ok()) << st.error_code() << " " << st.error_message();
-  const long expand_ms = MsSince(t);
-  EXPECT_EQ(nexp_resp.capacity_bytes(), 2 * kGiB);
+  Expansion ex;
+  ASSERT_NO_FATAL_FAILURE(ExpandOnline(id, pv, MountCap(), 2 * kGiB, &ex));
+  const long expand_ms = MsSince(ex.node_start);
+  EXPECT_EQ(ex.controller.capacity_bytes(), 2 * kGiB);
+  EXPECT_TRUE(ex.controller.node_expansion_required());
+  EXPECT_EQ(ex.node.capacity_bytes(), 2 * kGiB);
   const uint64_t mapping_bytes = SysBlockBytes(dm);
   EXPECT_GT(mapping_bytes, static_cast<uint64_t>(2 * kGiB - (32 << 20)));
   EXPECT_LT(mapping_bytes, static_cast<uint64_t>(2 * kGiB));
@@ -1157,28 +1070,27 @@ TEST_F(CsiLifecycleVmTest, EncryptedFilesystemVolumeLifecycle) {
   EXPECT_GT(fs_bytes, fs_before + static_cast<uint64_t>(kGiB) * 9 / 10) << "statfs did not grow";
   EXPECT_GT(fs_bytes, static_cast<uint64_t>(kGiB) * 18 / 10);
   EXPECT_LE(fs_bytes, mapping_bytes);
-  ASSERT_RPC_OK(Call(&Nd::NodeGetVolumeStats, stats_req, &stats));
+  ASSERT_NO_FATAL_FAILURE(Stats(id, pv, &stats));
   EXPECT_GE(stats.usage(0).total(), total_before + kGiB * 9 / 10);
   EXPECT_TRUE(ReadAll(Target(pv) + "/data") == payload) << "data changed by the expand";
-  EXPECT_EQ(WriteAndVerifyData(Target(pv) + "/after-grow", MarkerPayload(marker, 1 << 20)), "");
-  Note("expanded online in " + std::to_string(expand_ms) + " ms (" + std::to_string(attempts) +
-       " NodeExpandVolume call(s)): mapping " + std::to_string(mapping_bytes >> 20) +
-       " MiB, ext4 statfs " + std::to_string(fs_before >> 20) + " -> " +
-       std::to_string(fs_bytes >> 20) + " MiB");
+  EXPECT_EQ(WriteAndVerify(Target(pv) + "/after-grow", MarkerPayload(marker, 1 << 20)), "");
+  Note("expanded online in " + std::to_string(expand_ms) + " ms (" +
+       std::to_string(ex.node_attempts) + " NodeExpandVolume call(s)): mapping " +
+       std::to_string(mapping_bytes >> 20) + " MiB, ext4 statfs " +
+       std::to_string(fs_before >> 20) + " -> " + std::to_string(fs_bytes >> 20) + " MiB");
 
   ASSERT_RPC_OK(Call(&Nd::NodeUnpublishVolume, NodeUnpublishReq(id, pv)));
   t = Clock::now();
   ASSERT_RPC_OK(Call(&Nd::NodeUnstageVolume, UnstageReq(id, pv)));
   const long unstage_ms = MsSince(t);
-  ExpectNodeClean("after NodeUnstageVolume");
-  ExpectNoMapping(uuid, "after NodeUnstageVolume");
+  ExpectEncryptedNodeClean(uuid, "after NodeUnstageVolume");
   ExpectCiphertextOnly(uuid, marker);
   Note("NodeUnpublish + NodeUnstage (" + std::to_string(unstage_ms) +
        " ms): mapping closed, controllers gone; the image holds a LUKS2 header and no "
        "plaintext");
 
   // A missing passphrase is refused before anything is attached.
-  st = Call(&Nd::NodeStageVolume, StageReq(id, pv, pc, vc, MountCap()));
+  grpc::Status st = Call(&Nd::NodeStageVolume, StageReq(id, pv, pc, vc, MountCap()));
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
   EXPECT_NE(st.error_message().find(kPassphraseKey), std::string::npos) << st.error_message();
   ExpectNodeClean("after a stage without passphrase");
@@ -1190,8 +1102,7 @@ TEST_F(CsiLifecycleVmTest, EncryptedFilesystemVolumeLifecycle) {
   const long wrong_ms = MsSince(t);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED) << st.error_message();
   EXPECT_NE(st.error_message().find("passphrase"), std::string::npos) << st.error_message();
-  ExpectNodeClean("after a wrong passphrase");
-  ExpectNoMapping(uuid, "after a wrong passphrase");
+  ExpectEncryptedNodeClean(uuid, "after a wrong passphrase");
   {
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(dir_ + "/agent-state/volumes", ec)) {
@@ -1217,8 +1128,7 @@ TEST_F(CsiLifecycleVmTest, EncryptedFilesystemVolumeLifecycle) {
   EXPECT_EQ(st.error_code(), grpc::StatusCode::PERMISSION_DENIED) << st.error_message();
   EXPECT_EQ(MountsUnder(Staging(pv)).size(), 1u) << "a refused repeat must not unstage";
   ASSERT_RPC_OK(Call(&Nd::NodeUnstageVolume, UnstageReq(id, pv)));
-  ExpectNodeClean("after the second NodeUnstageVolume");
-  ExpectNoMapping(uuid, "after the second NodeUnstageVolume");
+  ExpectEncryptedNodeClean(uuid, "after the second NodeUnstageVolume");
   ExpectCiphertextOnly(uuid, marker);
 
   UnpublishAndDelete(id, uuid);
@@ -1229,13 +1139,9 @@ TEST_F(CsiLifecycleVmTest, EncryptedFilesystemVolumeLifecycle) {
 // publishes the raw one); what the namespace holds is ciphertext. Stats and an online
 // expand go through the mapping.
 TEST_F(CsiLifecycleVmTest, EncryptedRawBlockVolumePublishesTheDecryptedDevice) {
-  const std::string pv = "pv-crypt-block";
-  std::string id, uuid;
-  Context vc, pc;
-  ASSERT_NO_FATAL_FAILURE(Create("vm-crypt-block", BlockCap(), &id, &uuid, &vc, true));
-  EXPECT_NE(id.find("|hostcrypto:luks2"), std::string::npos) << id;
-  ASSERT_NO_FATAL_FAILURE(Publish(id, uuid, BlockCap(), &pc));
-  PrepareNodeDirs(pv);
+  Volume vol;
+  ASSERT_NO_FATAL_FAILURE(Provision("vm-crypt-block", "pv-crypt-block", BlockCap(), true, &vol));
+  const auto& [pv, id, uuid, vc, pc] = vol;
   auto t = Clock::now();
   ASSERT_RPC_OK(Call(&Nd::NodeStageVolume, StageReq(id, pv, pc, vc, BlockCap(), kPass)));
   const long stage_ms = MsSince(t);
@@ -1281,50 +1187,30 @@ TEST_F(CsiLifecycleVmTest, EncryptedRawBlockVolumePublishesTheDecryptedDevice) {
   Note("1 MiB written through the target reads back from " + dm + "; " + raw_disk +
        " and the image hold ciphertext only");
 
-  csi::v1::NodeGetVolumeStatsRequest stats_req;
-  stats_req.set_volume_id(id);
-  stats_req.set_volume_path(Target(pv));
   csi::v1::NodeGetVolumeStatsResponse stats;
-  ASSERT_RPC_OK(Call(&Nd::NodeGetVolumeStats, stats_req, &stats));
-  ASSERT_GE(stats.usage_size(), 1);
+  ASSERT_NO_FATAL_FAILURE(Stats(id, pv, &stats));
   EXPECT_EQ(static_cast<uint64_t>(stats.usage(0).total()), SysBlockBytes(dm))
       << "block stats are of the decrypted device";
   EXPECT_LT(stats.usage(0).total(), kGiB);
   EXPECT_FALSE(stats.volume_condition().abnormal()) << stats.volume_condition().message();
 
   // Online expand of the block volume: the mapping follows the namespace.
-  csi::v1::ControllerExpandVolumeRequest cexp;
-  cexp.set_volume_id(id);
-  cexp.mutable_capacity_range()->set_required_bytes(2 * kGiB);
-  *cexp.mutable_volume_capability() = BlockCap();
-  AddSecrets(&cexp, true);
-  csi::v1::ControllerExpandVolumeResponse cexp_resp;
-  ASSERT_RPC_OK(Call(&Ctl::ControllerExpandVolume, cexp, &cexp_resp));
-  csi::v1::NodeExpandVolumeRequest nexp;
-  nexp.set_volume_id(id);
-  nexp.set_volume_path(Target(pv));
-  nexp.set_staging_target_path(Staging(pv));
-  nexp.mutable_capacity_range()->set_required_bytes(2 * kGiB);
-  *nexp.mutable_volume_capability() = BlockCap();
-  csi::v1::NodeExpandVolumeResponse nexp_resp;
-  int attempts = 0;
-  t = Clock::now();
-  grpc::Status st = NodeExpandRetrying(nexp, &nexp_resp, &attempts);
-  ASSERT_TRUE(st.ok()) << st.error_code() << " " << st.error_message();
+  Expansion ex;
+  ASSERT_NO_FATAL_FAILURE(ExpandOnline(id, pv, BlockCap(), 2 * kGiB, &ex));
   EXPECT_GT(SysBlockBytes(dm), static_cast<uint64_t>(2 * kGiB - (32 << 20)));
-  ASSERT_RPC_OK(Call(&Nd::NodeGetVolumeStats, stats_req, &stats));
+  ASSERT_NO_FATAL_FAILURE(Stats(id, pv, &stats));
   EXPECT_EQ(static_cast<uint64_t>(stats.usage(0).total()), SysBlockBytes(dm));
   back.assign(payload.size(), '\0');
   ASSERT_EQ(DirectIo(Target(pv), 3 << 20, &back, /*write_it=*/false), "");
   EXPECT_TRUE(back == payload) << "data changed by the expand";
-  Note("block expand in " + std::to_string(MsSince(t)) + " ms (" + std::to_string(attempts) +
-       " call(s)): mapping " + std::to_string(SysBlockBytes(dm) >> 20) + " MiB");
+  Note("block expand in " + std::to_string(MsSince(ex.node_start)) + " ms (" +
+       std::to_string(ex.node_attempts) + " call(s)): mapping " +
+       std::to_string(SysBlockBytes(dm) >> 20) + " MiB");
 
   ASSERT_RPC_OK(Call(&Nd::NodeUnpublishVolume, NodeUnpublishReq(id, pv)));
   EXPECT_FALSE(fs::exists(Target(pv)));
   ASSERT_RPC_OK(Call(&Nd::NodeUnstageVolume, UnstageReq(id, pv)));
-  ExpectNodeClean("after NodeUnstageVolume");
-  ExpectNoMapping(uuid, "after NodeUnstageVolume");
+  ExpectEncryptedNodeClean(uuid, "after NodeUnstageVolume");
   ExpectCiphertextOnly(uuid, marker);
   Note("NodeUnpublish + NodeUnstage (block): mapping closed, controllers gone");
 

@@ -25,7 +25,6 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,9 +33,12 @@
 #include <gtest/gtest.h>
 
 #include "lbcsi/helper/v1/helper.grpc.pb.h"
+#include "tests/vm/guest_util.h"
+#include "tests/vm/rpc_assert.h"
 
 namespace {
 
+using namespace lbcsi::vmtest;
 namespace fs = std::filesystem;
 namespace hv1 = ::lbcsi::helper::v1;
 using Clock = std::chrono::steady_clock;
@@ -46,22 +48,6 @@ constexpr char kPass[] = "VM-luks-S3cret-passphrase-0xFEED";
 constexpr char kWrong[] = "VM-luks-wrong-passphrase-0xBAD";
 constexpr char kShippedPass[] = "Shipped-plugin-passphrase-0x600D";
 
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  return v == nullptr ? "" : v;
-}
-std::string NewUuid() {
-  std::ifstream in("/proc/sys/kernel/random/uuid");
-  std::string s;
-  std::getline(in, s);
-  return s;
-}
-std::string ReadAll(const std::string& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 // bash with nvmet.sh sourced and /sbin on PATH; true on exit status 0.
 bool Sh(const std::string& script) {
   const std::string nvmet = Env("LBCSI_SOURCE_DIR") + "/tests/vm/nvmet.sh";
@@ -69,35 +55,6 @@ bool Sh(const std::string& script) {
       << "set -eu\nexport PATH=/usr/sbin:/sbin:$PATH\n. \"" << nvmet << "\"\n" << script << "\n";
   return std::system("bash /var/tmp/crypt-vm-cmd.sh") == 0;
 }
-
-// Output of a command (stdout and stderr), /sbin on PATH.
-std::string Capture(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(("PATH=/usr/sbin:/sbin:$PATH " + cmd + " 2>&1").c_str(), "r");
-  if (p == nullptr) return out;
-  char buf[4096];
-  for (size_t n; (n = fread(buf, 1, sizeof(buf), p)) > 0;) out.append(buf, n);
-  pclose(p);
-  return out;
-}
-
-// The volume key size in a `cryptsetup luksDump` (the key slot's "Key:" line), 0 if absent.
-int VolumeKeyBits(const std::string& dump) {
-  std::istringstream in(dump);
-  for (std::string line; std::getline(in, line);) {
-    size_t k = line.find_first_not_of(" \t");
-    if (k != std::string::npos && line.compare(k, 4, "Key:") == 0) {
-      return std::atoi(line.c_str() + k + 4);
-    }
-  }
-  return 0;
-}
-
-#define RPC_OK(expr)                                                                          \
-  do {                                                                                        \
-    grpc::Status st_ = (expr);                                                                \
-    ASSERT_TRUE(st_.ok()) << #expr << ": " << st_.error_code() << " " << st_.error_message(); \
-  } while (0)
 
 class HelperCryptVmTest : public ::testing::Test {
  protected:
@@ -175,13 +132,9 @@ class HelperCryptVmTest : public ::testing::Test {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
       }
     }
-    std::error_code ec;
-    for (const auto& c : fs::directory_iterator("/sys/class/nvme", ec)) {
-      std::string sub;
-      std::ifstream(c.path() / "subsysnqn") >> sub;
-      if (sub == nqn_) std::ofstream(c.path() / "delete_controller") << "1";
-    }
+    DeleteControllers(nqn_);
     if (target_up_) Sh("nvmet_teardown");
+    std::error_code ec;
     if (!dir_.empty()) fs::remove_all(dir_, ec);
   }
 
@@ -218,7 +171,7 @@ class HelperCryptVmTest : public ::testing::Test {
     ep->set_ip("127.0.0.1");
     ep->set_port(4420);
     hv1::AttachResponse r;
-    RPC_OK(Call(&Stub::Attach, a, &r));
+    ASSERT_RPC_OK(Call(&Stub::Attach, a, &r));
   }
   grpc::Status Open(const std::string& uuid, const std::string& pass,
                     hv1::OpenEncryptedResponse* r) {
@@ -294,7 +247,7 @@ TEST_F(HelperCryptVmTest, LuksLifecycleExpandWrongPassphraseAndShippedVolumes) {
   fe.set_proof(hv1::NEVER_WRITTEN_PROOF_CREATED_EMPTY);
   fe.mutable_passphrase()->set_value(kPass);
   hv1::FormatEncryptedResponse fer;
-  RPC_OK(Call(&Stub::FormatEncrypted, fe, &fer));
+  ASSERT_RPC_OK(Call(&Stub::FormatEncrypted, fe, &fer));
   ASSERT_TRUE(fer.formatted());
   Note("LUKS2 header written");
   EXPECT_EQ(Probe(uuid, false).type(), "crypto_LUKS");
@@ -308,14 +261,14 @@ TEST_F(HelperCryptVmTest, LuksLifecycleExpandWrongPassphraseAndShippedVolumes) {
     EXPECT_NE(dump.find("argon2id"), std::string::npos) << dump;
   }
   hv1::OpenEncryptedResponse opened;
-  RPC_OK(Open(uuid, kPass, &opened));
+  ASSERT_RPC_OK(Open(uuid, kPass, &opened));
   EXPECT_FALSE(opened.already_open());
   EXPECT_EQ(opened.mapper_name(), "lbcsi-" + uuid);
   EXPECT_EQ(ReadAll("/sys/block/" + opened.device_name() + "/dm/name"), "lbcsi-" + uuid + "\n");
   EXPECT_GT(opened.size_bytes(), 200ull << 20);
   EXPECT_LT(opened.size_bytes(), 256ull << 20);
   Note("opened as " + opened.device_name());
-  RPC_OK(Open(uuid, kPass, &opened));
+  ASSERT_RPC_OK(Open(uuid, kPass, &opened));
   EXPECT_TRUE(opened.already_open());
   ASSERT_EQ(Probe(uuid, true).kind(), hv1::CONTENT_KIND_BLANK);
   hv1::FormatRequest f;
@@ -324,12 +277,12 @@ TEST_F(HelperCryptVmTest, LuksLifecycleExpandWrongPassphraseAndShippedVolumes) {
   f.set_proof(hv1::NEVER_WRITTEN_PROOF_CREATED_EMPTY);
   f.set_encrypted(true);
   hv1::FormatResponse fr;
-  RPC_OK(Call(&Stub::Format, f, &fr));
+  ASSERT_RPC_OK(Call(&Stub::Format, f, &fr));
   ASSERT_TRUE(fr.formatted());
   EXPECT_EQ(Probe(uuid, true).type(), "ext4");
   EXPECT_EQ(Probe(uuid, false).type(), "crypto_LUKS") << "the raw device keeps its header";
   const std::string staging = Staging("vol1");
-  RPC_OK(Mount(uuid, staging));
+  ASSERT_RPC_OK(Mount(uuid, staging));
   Note("ext4 mounted from the mapping");
   const std::string marker = "lbcsi-plaintext-marker-7f3a9c";
   std::string payload;
@@ -344,11 +297,11 @@ TEST_F(HelperCryptVmTest, LuksLifecycleExpandWrongPassphraseAndShippedVolumes) {
   sreq.set_path(staging);
   sreq.set_encrypted(true);
   hv1::StatsResponse stats;
-  RPC_OK(Call(&Stub::Stats, sreq, &stats));
+  ASSERT_RPC_OK(Call(&Stub::Stats, sreq, &stats));
   EXPECT_FALSE(stats.condition().abnormal()) << stats.condition().message();
   EXPECT_GT(stats.used_bytes(), payload.size() / 2);
   hv1::InventoryResponse inv;
-  RPC_OK(Call(&Stub::Inventory, hv1::InventoryRequest(), &inv));
+  ASSERT_RPC_OK(Call(&Stub::Inventory, hv1::InventoryRequest(), &inv));
   bool saw_open = false, saw_mount = false;
   for (const auto& a : inv.attached()) saw_open |= a.volume_uuid() == uuid && a.encrypted_open();
   for (const auto& m : inv.mounts()) {
@@ -361,13 +314,13 @@ TEST_F(HelperCryptVmTest, LuksLifecycleExpandWrongPassphraseAndShippedVolumes) {
   // Close while mounted and detach while open are refused.
   EXPECT_EQ(Close(uuid).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(Detach(uuid).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  RPC_OK(Unmount(staging));
+  ASSERT_RPC_OK(Unmount(staging));
   bool was_open = false;
-  RPC_OK(Close(uuid, &was_open));
+  ASSERT_RPC_OK(Close(uuid, &was_open));
   EXPECT_TRUE(was_open);
-  RPC_OK(Close(uuid, &was_open));
+  ASSERT_RPC_OK(Close(uuid, &was_open));
   EXPECT_FALSE(was_open);
-  RPC_OK(Detach(uuid));
+  ASSERT_RPC_OK(Detach(uuid));
   Note("unmounted, closed, detached");
 
   // ---- stage again: wrong passphrase, then the right one reads the data back ----
@@ -380,11 +333,11 @@ TEST_F(HelperCryptVmTest, LuksLifecycleExpandWrongPassphraseAndShippedVolumes) {
   EXPECT_EQ(Mount(uuid, staging).error_code(), grpc::StatusCode::FAILED_PRECONDITION)
       << "nothing is open after a wrong passphrase";
   Note("wrong passphrase refused: " + st.error_message());
-  RPC_OK(Open(uuid, kPass, &opened));
+  ASSERT_RPC_OK(Open(uuid, kPass, &opened));
   hv1::FormatResponse again;
-  RPC_OK(Call(&Stub::Format, f, &again));
+  ASSERT_RPC_OK(Call(&Stub::Format, f, &again));
   EXPECT_FALSE(again.formatted()) << "the filesystem inside is kept";
-  RPC_OK(Mount(uuid, staging));
+  ASSERT_RPC_OK(Mount(uuid, staging));
   EXPECT_EQ(ReadAll(staging + "/data.txt"), payload);
   Note("re-opened, data read back");
 
@@ -397,7 +350,7 @@ TEST_F(HelperCryptVmTest, LuksLifecycleExpandWrongPassphraseAndShippedVolumes) {
   ex.set_encrypted(true);
   hv1::ExpandFilesystemResponse exr;
   for (int i = 0; i < 50; ++i) {  // the new size reaches the host asynchronously
-    RPC_OK(Call(&Stub::ExpandFilesystem, ex, &exr));
+    ASSERT_RPC_OK(Call(&Stub::ExpandFilesystem, ex, &exr));
     if (exr.device_size_bytes() == 384ull << 20) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
   }
@@ -405,15 +358,15 @@ TEST_F(HelperCryptVmTest, LuksLifecycleExpandWrongPassphraseAndShippedVolumes) {
   EXPECT_GT(exr.decrypted_size_bytes(), 360ull << 20);
   EXPECT_LT(exr.decrypted_size_bytes(), 384ull << 20);
   EXPECT_GT(exr.filesystem_size_bytes(), 300ull << 20);
-  RPC_OK(Call(&Stub::Stats, sreq, &stats));
+  ASSERT_RPC_OK(Call(&Stub::Stats, sreq, &stats));
   EXPECT_GT(stats.total_bytes(), before + (100ull << 20));
   EXPECT_EQ(ReadAll(staging + "/data.txt"), payload);
   Note("expanded online: device " + std::to_string(exr.device_size_bytes()) + ", mapping " +
        std::to_string(exr.decrypted_size_bytes()) + ", ext4 " +
        std::to_string(exr.filesystem_size_bytes()));
-  RPC_OK(Unmount(staging));
-  RPC_OK(Close(uuid));
-  RPC_OK(Detach(uuid));
+  ASSERT_RPC_OK(Unmount(staging));
+  ASSERT_RPC_OK(Close(uuid));
+  ASSERT_RPC_OK(Detach(uuid));
 
   // ---- a volume formatted the way the shipped plugin does ----
   std::string img2;
@@ -440,17 +393,17 @@ TEST_F(HelperCryptVmTest, LuksLifecycleExpandWrongPassphraseAndShippedVolumes) {
   EXPECT_EQ(Probe(uuid2, false).type(), "crypto_LUKS");
   fe.set_volume_uuid(uuid2);
   fe.mutable_passphrase()->set_value(kShippedPass);
-  RPC_OK(Call(&Stub::FormatEncrypted, fe, &fer));
+  ASSERT_RPC_OK(Call(&Stub::FormatEncrypted, fe, &fer));
   EXPECT_FALSE(fer.formatted()) << "an existing LUKS2 header is never re-formatted";
-  RPC_OK(Open(uuid2, kShippedPass, &opened));
+  ASSERT_RPC_OK(Open(uuid2, kShippedPass, &opened));
   EXPECT_EQ(Probe(uuid2, true).type(), "ext4");
   const std::string staging2 = Staging("vol2");
-  RPC_OK(Mount(uuid2, staging2));
+  ASSERT_RPC_OK(Mount(uuid2, staging2));
   EXPECT_EQ(ReadAll(staging2 + "/shipped.txt"), shipped_data);
   Note("shipped-style volume opened and mounted with its data");
-  RPC_OK(Unmount(staging2));
-  RPC_OK(Close(uuid2));
-  RPC_OK(Detach(uuid2));
+  ASSERT_RPC_OK(Unmount(staging2));
+  ASSERT_RPC_OK(Close(uuid2));
+  ASSERT_RPC_OK(Detach(uuid2));
 
   // ---- redaction: the helper logged at trace level; no passphrase anywhere ----
   const std::string log = ReadAll(log_);

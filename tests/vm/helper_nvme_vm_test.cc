@@ -33,82 +33,16 @@
 #include <gtest/gtest.h>
 
 #include "lbcsi/helper/v1/helper.grpc.pb.h"
+#include "tests/vm/guest_util.h"
+#include "tests/vm/rpc_assert.h"
 
 namespace {
 
+using namespace lbcsi::vmtest;
 namespace fs = std::filesystem;
 namespace hv1 = ::lbcsi::helper::v1;
 using Clock = std::chrono::steady_clock;
 using Stub = hv1::NodeHelper::Stub;
-
-std::string Env(const char* name) {
-  const char* v = std::getenv(name);
-  return v == nullptr ? "" : v;
-}
-
-std::string NewUuid() {
-  std::ifstream in("/proc/sys/kernel/random/uuid");
-  std::string uuid;
-  std::getline(in, uuid);
-  return uuid;
-}
-
-std::string ReadLine(const fs::path& p) {
-  std::ifstream in(p);
-  std::string s;
-  std::getline(in, s);
-  return s;
-}
-
-// Runs a bash snippet with nvmet.sh sourced; true on exit status 0.
-bool Nvmet(const std::string& script) {
-  const std::string nvmet = Env("LBCSI_SOURCE_DIR") + "/tests/vm/nvmet.sh";
-  const std::string cmd = "bash -euc '. \"" + nvmet + "\"; " + script + "'";
-  return std::system(cmd.c_str()) == 0;
-}
-
-// Controllers (nvme<N>) of a subsystem, with their states.
-std::vector<std::pair<std::string, std::string>> ControllersOf(const std::string& nqn) {
-  std::vector<std::pair<std::string, std::string>> out;
-  std::error_code ec;
-  for (const auto& c : fs::directory_iterator("/sys/class/nvme", ec)) {
-    if (ReadLine(c.path() / "subsysnqn") == nqn) {
-      out.emplace_back(c.path().filename().string(), ReadLine(c.path() / "state"));
-    }
-  }
-  return out;
-}
-
-// Writes `bytes` to `file`, fsyncs, drops the file's cached pages and reads it back, so
-// both directions reach the NVMe device. Returns "" or what went wrong.
-std::string WriteAndVerify(const std::string& file, size_t bytes, char fill) {
-  const std::string payload(bytes, fill);
-  int fd = open(file.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return "open " + file + ": " + std::strerror(errno);
-  std::string err;
-  if (write(fd, payload.data(), payload.size()) != static_cast<ssize_t>(payload.size())) {
-    err = std::string("write: ") + std::strerror(errno);
-  } else if (fsync(fd) != 0) {
-    err = std::string("fsync: ") + std::strerror(errno);
-  } else if (posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED) != 0) {
-    err = "fadvise failed";
-  } else {
-    std::string back(bytes, '\0');
-    if (pread(fd, back.data(), back.size(), 0) != static_cast<ssize_t>(back.size())) {
-      err = std::string("read: ") + std::strerror(errno);
-    } else if (back != payload) {
-      err = "read back different data";
-    }
-  }
-  close(fd);
-  return err;
-}
-
-#define EXPECT_RPC_OK(expr)                                                                   \
-  do {                                                                                        \
-    grpc::Status st_ = (expr);                                                                \
-    ASSERT_TRUE(st_.ok()) << #expr << ": " << st_.error_code() << " " << st_.error_message(); \
-  } while (0)
 
 class HelperNvmeVmTest : public ::testing::Test {
  protected:
@@ -221,9 +155,7 @@ class HelperNvmeVmTest : public ::testing::Test {
   void TearDown() override {
     // Whatever a failed test left: mounts, controllers of our subsystem, the target.
     for (const std::string& m : mounts_) std::system(("umount -q " + m + " 2>/dev/null").c_str());
-    for (const auto& [name, state] : ControllersOf(nqn_)) {
-      std::ofstream("/sys/class/nvme/" + name + "/delete_controller") << "1";
-    }
+    DeleteControllers(nqn_);
     if (target_up_) Nvmet("nvmet_teardown");
     std::error_code ec;
     for (const std::string& img : images_) fs::remove(img, ec);
@@ -278,25 +210,25 @@ class HelperNvmeVmTest : public ::testing::Test {
   // Attach + Probe (blank) + Format + Mount: the NodeStage sequence.
   void Stage(const std::string& uuid, hv1::FsType fs, const std::string& staging,
              hv1::AttachResponse* attached, const hv1::AttachRequest* custom = nullptr) {
-    EXPECT_RPC_OK(Call(&Stub::Attach, custom ? *custom : AttachReq(uuid), attached));
+    ASSERT_RPC_OK(Call(&Stub::Attach, custom ? *custom : AttachReq(uuid), attached));
     hv1::ProbeRequest probe;
     probe.set_volume_uuid(uuid);
     hv1::ProbeResponse probed;
-    EXPECT_RPC_OK(Call(&Stub::Probe, probe, &probed));
+    ASSERT_RPC_OK(Call(&Stub::Probe, probe, &probed));
     ASSERT_EQ(probed.kind(), hv1::CONTENT_KIND_BLANK);
     hv1::FormatRequest format;
     format.set_volume_uuid(uuid);
     format.set_fs_type(fs);
     format.set_proof(hv1::NEVER_WRITTEN_PROOF_CREATED_EMPTY);
     hv1::FormatResponse formatted;
-    EXPECT_RPC_OK(Call(&Stub::Format, format, &formatted));
+    ASSERT_RPC_OK(Call(&Stub::Format, format, &formatted));
     ASSERT_TRUE(formatted.formatted());
     hv1::MountRequest mount;
     mount.set_volume_uuid(uuid);
     mount.set_staging_path(staging);
     mount.set_fs_type(fs);
     hv1::MountResponse mounted;
-    EXPECT_RPC_OK(Call(&Stub::Mount, mount, &mounted));
+    ASSERT_RPC_OK(Call(&Stub::Mount, mount, &mounted));
     ASSERT_FALSE(mounted.already_mounted());
   }
 
@@ -314,7 +246,7 @@ class HelperNvmeVmTest : public ::testing::Test {
     hv1::UnmountRequest req;
     req.set_staging_path(staging);
     hv1::UnmountResponse resp;
-    EXPECT_RPC_OK(Call(&Stub::Unmount, req, &resp));
+    ASSERT_RPC_OK(Call(&Stub::Unmount, req, &resp));
     EXPECT_TRUE(resp.was_mounted()) << staging;
   }
 
@@ -347,7 +279,7 @@ class HelperNvmeVmTest : public ::testing::Test {
 // The full cycle on one volume, with a path lost while mounted.
 TEST_F(HelperNvmeVmTest, MultipathStageStatsPathLossDetach) {
   hv1::GetInfoResponse info;
-  EXPECT_RPC_OK(Call(&Stub::GetInfo, hv1::GetInfoRequest{}, &info));
+  ASSERT_RPC_OK(Call(&Stub::GetInfo, hv1::GetInfoRequest{}, &info));
   EXPECT_TRUE(info.native_multipath());
   EXPECT_FALSE(info.development_transport());
   EXPECT_FALSE(info.host_nqn().empty());
@@ -432,7 +364,7 @@ TEST_F(HelperNvmeVmTest, ExpandAndDetachOnlyWhenSubsystemIdle) {
     req.set_volume_uuid(uuid);
     req.set_mount_path(path);
     hv1::ExpandFilesystemResponse resp;
-    EXPECT_RPC_OK(Call(&Stub::ExpandFilesystem, req, &resp));
+    ASSERT_RPC_OK(Call(&Stub::ExpandFilesystem, req, &resp));
     EXPECT_EQ(resp.device_size_bytes(), want) << path;
     EXPECT_GT(resp.filesystem_size_bytes(), want * 9 / 10) << path;
     EXPECT_LE(resp.filesystem_size_bytes(), want) << path;
@@ -470,7 +402,7 @@ TEST_F(HelperNvmeVmTest, ExpandAndDetachOnlyWhenSubsystemIdle) {
 // The host is not in the volume's ACL: the namespace stays disabled and never appears.
 TEST_F(HelperNvmeVmTest, AttachOutsideAclFailsClearlyBeforeDeadline) {
   hv1::GetInfoResponse info;
-  EXPECT_RPC_OK(Call(&Stub::GetInfo, hv1::GetInfoRequest{}, &info));
+  ASSERT_RPC_OK(Call(&Stub::GetInfo, hv1::GetInfoRequest{}, &info));
   const std::string volume = AddVolume(1, "64M", /*visible=*/false);
   hv1::AttachResponse attached;
   const auto start = Clock::now();
