@@ -19,6 +19,7 @@ function(lbcsi_target_defaults target)
     target_link_options(${target} PRIVATE ${LBCSI_SANITIZER_FLAGS})
   endif()
   target_include_directories(${target} PUBLIC ${PROJECT_SOURCE_DIR})
+  lbcsi_use_pch(${target})
 endfunction()
 
 # lbcsi_library(name SOURCES ... DEPS ...)

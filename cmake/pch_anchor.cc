@@ -1,0 +1,1 @@
+// Compiles the shared precompiled header (cmake/Pch.cmake); no code of its own.
