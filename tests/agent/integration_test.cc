@@ -18,6 +18,7 @@
 
 #include "common/strings.h"
 #include "csi/v1/csi.grpc.pb.h"
+#include "tests/common/loop_devices.h"
 
 namespace lbcsi::agent::testing {
 namespace {
@@ -113,24 +114,11 @@ class AgentIntegration : public ::testing::Test {
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
   }
+  // Our loop devices, freed as they are counted.
   int LoopDevices() {
-    int n = 0;
-    std::string prefix = dir_ + "/sim/volumes/";
-    for (const auto& ent : std::filesystem::directory_iterator("/sys/block")) {
-      std::string name = ent.path().filename();
-      if (!name.starts_with("loop")) continue;
-      std::ifstream bf(ent.path() / "loop/backing_file");
-      std::string backing;
-      std::getline(bf, backing);
-      if (!backing.starts_with(prefix)) continue;
-      ++n;
-      int fd = open(("/dev/" + name).c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd >= 0) {
-        ioctl(fd, LOOP_CLR_FD, 0);
-        close(fd);
-      }
-    }
-    return n;
+    const auto loops = lbcsi::testing::LoopDevicesBackedBy(dir_ + "/sim/volumes/");
+    for (const auto& loop : loops) lbcsi::testing::ClearLoopDevice(loop.name);
+    return static_cast<int>(loops.size());
   }
   void StartHelper() {
     helper_ = Spawn({helper_bin_,

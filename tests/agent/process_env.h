@@ -35,6 +35,7 @@
 #include "common/strings.h"
 #include "csi/v1/csi.grpc.pb.h"
 #include "lightos/grpc_client.h"
+#include "tests/common/loop_devices.h"
 
 namespace lbcsi::agent::procs {
 
@@ -428,34 +429,16 @@ class NodeStack {
   }
   // Loop devices backed by our sim's volume files.
   std::set<std::string> LoopBackings() const {
+    const std::string prefix = dir_ + "/sim/volumes/";
     std::set<std::string> out;
-    std::string prefix = dir_ + "/sim/volumes/";
-    for (const auto& ent : std::filesystem::directory_iterator("/sys/block")) {
-      std::string name = ent.path().filename();
-      if (!name.starts_with("loop")) continue;
-      std::ifstream bf(ent.path() / "loop/backing_file");
-      std::string backing;
-      std::getline(bf, backing);
-      if (backing.starts_with(prefix)) out.insert(backing.substr(prefix.size()));
+    for (const auto& loop : lbcsi::testing::LoopDevicesBackedBy(prefix)) {
+      out.insert(loop.backing.substr(prefix.size()));
     }
     return out;
   }
   void ClearLoopDevices() const {
-    std::string prefix = dir_ + "/sim/volumes/";
-    for (const auto& ent : std::filesystem::directory_iterator("/sys/block")) {
-      std::string name = ent.path().filename();
-      if (!name.starts_with("loop")) continue;
-      std::ifstream bf(ent.path() / "loop/backing_file");
-      std::string backing;
-      std::getline(bf, backing);
-      if (!backing.starts_with(prefix)) continue;
-      int fd = open(("/dev/" + name).c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd >= 0) {
-        int ro = 0;
-        ioctl(fd, BLKROSET, &ro);
-        ioctl(fd, LOOP_CLR_FD, 0);
-        close(fd);
-      }
+    for (const auto& loop : lbcsi::testing::LoopDevicesBackedBy(dir_ + "/sim/volumes/")) {
+      lbcsi::testing::ClearLoopDevice(loop.name);
     }
   }
 

@@ -153,26 +153,15 @@ class BackedHelper : public HelperProcess {
   // Loop devices whose backing file is a volume of this test.
   std::vector<std::string> VolumeLoops() {
     std::vector<std::string> out;
-    for (const auto& ent : std::filesystem::directory_iterator("/sys/block")) {
-      std::string name = ent.path().filename();
-      if (!name.starts_with("loop")) continue;
-      std::ifstream bf(ent.path() / "loop/backing_file");
-      std::string backing;
-      std::getline(bf, backing);
-      if (backing.starts_with(volumes_ + "/")) out.push_back(name);
+    for (const auto& loop : lbcsi::testing::LoopDevicesBackedBy(volumes_ + "/")) {
+      out.push_back(loop.name);
     }
     return out;
   }
 
+  // Busy ones are cleared by the kernel on last close.
   void ClearVolumeLoops() {
-    for (const std::string& name : VolumeLoops()) {
-      int fd = open(("/dev/" + name).c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd < 0) continue;
-      int ro = 0;
-      ioctl(fd, BLKROSET, &ro);
-      ioctl(fd, LOOP_CLR_FD, 0);  // busy: the kernel clears it on last close
-      close(fd);
-    }
+    for (const std::string& name : VolumeLoops()) lbcsi::testing::ClearLoopDevice(name);
   }
 
   // Every write to a volume blocks until Thaw() (reads still work).

@@ -27,6 +27,7 @@
 
 #include "common/strings.h"
 #include "helper/paths/mountinfo.h"
+#include "tests/common/loop_devices.h"
 #include "lbcsi/helper/v1/helper.grpc.pb.h"
 
 namespace lbcsi::helper::testing {
@@ -176,21 +177,8 @@ class HelperProcess : public ::testing::Test {
                 [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
       for (const std::string& m : mounts) umount2(m.c_str(), MNT_DETACH);
     }
-    std::string prefix = dir_ + "/sim/volumes/";
-    for (const auto& ent : std::filesystem::directory_iterator("/sys/block")) {
-      std::string name = ent.path().filename();
-      if (!name.starts_with("loop")) continue;
-      std::ifstream bf(ent.path() / "loop/backing_file");
-      std::string backing;
-      std::getline(bf, backing);
-      if (!backing.starts_with(prefix)) continue;
-      int fd = open(("/dev/" + name).c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd >= 0) {
-        int ro = 0;
-        ioctl(fd, BLKROSET, &ro);
-        ioctl(fd, LOOP_CLR_FD, 0);
-        close(fd);
-      }
+    for (const auto& loop : lbcsi::testing::LoopDevicesBackedBy(dir_ + "/sim/volumes/")) {
+      lbcsi::testing::ClearLoopDevice(loop.name);
     }
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
