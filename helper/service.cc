@@ -450,20 +450,27 @@ absl::Status HelperService::DoProbe(const v1::ProbeRequest& req, v1::ProbeRespon
   return absl::OkStatus();
 }
 
+absl::Status HelperService::CheckMayWriteHeader(bool read_only, bool multi_node,
+                                                v1::NeverWrittenProof proof,
+                                                std::string_view what) {
+  if (read_only || multi_node) {
+    return absl::FailedPreconditionError("read-only and multi-node volumes are never formatted");
+  }
+  if (proof != v1::NEVER_WRITTEN_PROOF_WRITTEN_BYTES_ZERO &&
+      proof != v1::NEVER_WRITTEN_PROOF_CREATED_EMPTY) {
+    return absl::FailedPreconditionError(
+        Cat("refusing to ", what, " without proof that the volume was never written"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status HelperService::DoFormat(const v1::FormatRequest& req, absl::Time deadline,
                                      v1::FormatResponse* resp) {
   RETURN_IF_ERROR(ValidateUuid("volume_uuid", req.volume_uuid()));
   if (req.fs_type() != v1::FS_TYPE_EXT4 && req.fs_type() != v1::FS_TYPE_XFS) {
     return InvalidField("fs_type", "must be FS_TYPE_EXT4 or FS_TYPE_XFS");
   }
-  if (req.read_only() || req.multi_node()) {
-    return absl::FailedPreconditionError("read-only and multi-node volumes are never formatted");
-  }
-  if (req.proof() != v1::NEVER_WRITTEN_PROOF_WRITTEN_BYTES_ZERO &&
-      req.proof() != v1::NEVER_WRITTEN_PROOF_CREATED_EMPTY) {
-    return absl::FailedPreconditionError(
-        "refusing to format without proof that the volume was never written");
-  }
+  RETURN_IF_ERROR(CheckMayWriteHeader(req.read_only(), req.multi_node(), req.proof(), "format"));
   const std::string uuid = req.volume_uuid();
   ASSIGN_OR_RETURN(InFlight::Guard guard, Acquire(uuid, {}));
   ASSIGN_OR_RETURN(BlockDevice dev, VolumeDevice(uuid, req.encrypted()));

@@ -99,6 +99,10 @@ class HelperService final : public v1::NodeHelper::Service {
   absl::StatusOr<InFlight::Guard> Acquire(const std::string& volume_uuid,
                                           std::vector<std::string> paths);
   absl::StatusOr<BlockDevice> AttachedDevice(const std::string& volume_uuid);
+  // DESIGN.md rule 1's request-level part, shared by Format and FormatEncrypted: never on
+  // read-only or multi-node volumes, never without a never-written proof.
+  static absl::Status CheckMayWriteHeader(bool read_only, bool multi_node,
+                                          v1::NeverWrittenProof proof, std::string_view what);
   // The device a request works on: the attached volume, or with `encrypted`
   // its open LUKS mapping lbcsi-<uuid>, checked to sit on that volume (paths
   // counted from the volume). FAILED_PRECONDITION when not attached / not open.

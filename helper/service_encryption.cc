@@ -30,14 +30,8 @@ absl::Status HelperService::DoFormatEncrypted(v1::FormatEncryptedRequest& req,
                    crypto::SecretBytes::TakeFrom(
                        "passphrase", req.mutable_passphrase()->mutable_value()));
   RETURN_IF_ERROR(ValidateUuid("volume_uuid", req.volume_uuid()));
-  if (req.read_only() || req.multi_node()) {
-    return absl::FailedPreconditionError("read-only and multi-node volumes are never formatted");
-  }
-  if (req.proof() != v1::NEVER_WRITTEN_PROOF_WRITTEN_BYTES_ZERO &&
-      req.proof() != v1::NEVER_WRITTEN_PROOF_CREATED_EMPTY) {
-    return absl::FailedPreconditionError(
-        "refusing to encrypt without proof that the volume was never written");
-  }
+  RETURN_IF_ERROR(
+      CheckMayWriteHeader(req.read_only(), req.multi_node(), req.proof(), "encrypt"));
   const std::string uuid = req.volume_uuid();
   ASSIGN_OR_RETURN(InFlight::Guard guard, Acquire(uuid, {}));
   ASSIGN_OR_RETURN(BlockDevice dev, AttachedDevice(uuid));
