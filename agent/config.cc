@@ -9,22 +9,19 @@
 #include "common/status.h"
 #include "common/strings.h"
 #include "common/unix_endpoint.h"
+#include "csicontext/keys.h"
 
 namespace lbcsi::agent {
 
 absl::StatusOr<std::string> HostNqnForNode(std::string_view node_id) {
-  if (node_id.empty()) return absl::InvalidArgumentError("node id is empty");
-  std::string nqn = Cat(kHostNqnPrefix, node_id);
-  if (nqn.size() > kMaxNqnBytes) {
-    return absl::InvalidArgumentError(Cat("host NQN for node id \"", node_id, "\" is ", nqn.size(),
-                                          " bytes; NVMe allows ", kMaxNqnBytes));
+  // The controller accepts only ids of this shape (csicontext/keys.h), so refusing any other
+  // at start-up beats a node whose every ControllerPublishVolume fails with NOT_FOUND.
+  if (!csictx::IsValidNodeId(node_id)) {
+    return absl::InvalidArgumentError(
+        Cat("node id must be \"<node name>.node\" (letters, digits, '.', '-', '_', ':'; host NQN ",
+            "at most ", csictx::kMaxNqnBytes, " bytes); got ", node_id.size(), " bytes"));
   }
-  for (unsigned char c : node_id) {
-    if (c <= 0x20 || c >= 0x7f) {
-      return absl::InvalidArgumentError("node id holds a space or non-printable byte");
-    }
-  }
-  return nqn;
+  return csictx::HostNqnForNode(node_id);
 }
 
 std::string DefaultNodeId(std::string_view kube_node_name) {

@@ -15,9 +15,6 @@
 
 namespace lbcsi::agent {
 
-inline constexpr std::string_view kHostNqnPrefix = "nqn.2019-09.com.lightbitslabs:host:";
-inline constexpr size_t kMaxNqnBytes = 223;
-
 // What an ephemeral volume may be and where it lives. Cluster, credentials and
 // limits come only from here, never from the pod spec.
 struct EphemeralConfig {

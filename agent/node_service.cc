@@ -792,8 +792,11 @@ absl::Status NodeService::Unpublish(const csi::v1::NodeUnpublishVolumeRequest& r
 absl::StatusOr<csi::v1::NodeGetVolumeStatsResponse> NodeService::Stats(
     const csi::v1::NodeGetVolumeStatsRequest& req, absl::Time deadline) {
   if (req.volume_id().empty()) return InvalidField("volume_id", "is required");
-  RETURN_IF_ERROR(CheckPath("volume_path", req.volume_path()));
+  if (req.volume_path().empty()) return InvalidField("volume_path", "is required");
   RETURN_IF_ERROR(CheckPath("staging_target_path", req.staging_target_path(), /*required=*/false));
+  // Existence first (the spec's NOT_FOUND row): a volume_path is only compared with the paths
+  // this node recorded for the volume, which were checked when they were recorded, so a path
+  // that cannot be one of ours (relative, outside kubelet's root) is simply not found.
   ASSIGN_OR_RETURN(std::optional<VolumeRecord> rec, deps_.store->Load(req.volume_id()));
   const std::string& path = req.volume_path();
   bool known =
@@ -836,7 +839,7 @@ absl::StatusOr<csi::v1::NodeGetVolumeStatsResponse> NodeService::Stats(
 absl::StatusOr<csi::v1::NodeExpandVolumeResponse> NodeService::Expand(
     const csi::v1::NodeExpandVolumeRequest& req, absl::Time deadline) {
   if (req.volume_id().empty()) return InvalidField("volume_id", "is required");
-  RETURN_IF_ERROR(CheckPath("volume_path", req.volume_path()));
+  if (req.volume_path().empty()) return InvalidField("volume_path", "is required");
   RETURN_IF_ERROR(CheckPath("staging_target_path", req.staging_target_path(), /*required=*/false));
   int64_t required = req.capacity_range().required_bytes();
   int64_t limit = req.capacity_range().limit_bytes();

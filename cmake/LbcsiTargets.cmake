@@ -1,7 +1,10 @@
 # Helpers that give every target of ours the same warnings and sanitizer flags.
 # Generated code gets neither (see proto/CMakeLists.txt).
 
-set(LBCSI_WARNINGS -Wall -Wextra -Werror -Wno-missing-field-initializers)
+set(LBCSI_WARNINGS -Wall -Wextra -Wno-missing-field-initializers)
+if(LBCSI_WERROR)
+  list(APPEND LBCSI_WARNINGS -Werror)
+endif()
 set(LBCSI_SANITIZER_FLAGS "")
 if(LBCSI_FUZZ)
   # Coverage instrumentation for our libraries; fuzzer binaries add the libFuzzer main.

@@ -112,7 +112,13 @@ grpc::Status ControllerService::ListSnapshots(grpc::ServerContext* ctx,
 grpc::Status ControllerService::GetSnapshot(grpc::ServerContext* ctx,
                                             const csi::v1::GetSnapshotRequest* req,
                                             csi::v1::GetSnapshotResponse* resp) {
-  LBCSI_RPC(GetSnapshot, return DoGetSnapshot(CallOptionsFor(ctx), *req, resp));
+  LBCSI_RPC(GetSnapshot, {
+    if (!options_.alpha_capabilities) {
+      return absl::UnimplementedError(
+          "GetSnapshot is an alpha CSI capability; start the controller with --alpha-capabilities");
+    }
+    return DoGetSnapshot(CallOptionsFor(ctx), *req, resp);
+  });
 }
 grpc::Status ControllerService::ControllerExpandVolume(
     grpc::ServerContext* ctx, const csi::v1::ControllerExpandVolumeRequest* req,
@@ -135,11 +141,12 @@ grpc::Status ControllerService::ControllerGetCapabilities(
     csi::v1::ControllerGetCapabilitiesResponse* resp) {
   using Rpc = csi::v1::ControllerServiceCapability::RPC;
   LBCSI_RPC(ControllerGetCapabilities, {
-    std::vector<Rpc::Type> caps = {
-        Rpc::CREATE_DELETE_VOLUME, Rpc::PUBLISH_UNPUBLISH_VOLUME, Rpc::CREATE_DELETE_SNAPSHOT,
-        Rpc::LIST_SNAPSHOTS,       Rpc::CLONE_VOLUME,             Rpc::EXPAND_VOLUME,
-        Rpc::PUBLISH_READONLY,     Rpc::SINGLE_NODE_MULTI_WRITER, Rpc::MODIFY_VOLUME,
-        Rpc::GET_SNAPSHOT};
+    std::vector<Rpc::Type> caps = {Rpc::CREATE_DELETE_VOLUME,   Rpc::PUBLISH_UNPUBLISH_VOLUME,
+                                   Rpc::CREATE_DELETE_SNAPSHOT, Rpc::LIST_SNAPSHOTS,
+                                   Rpc::CLONE_VOLUME,           Rpc::EXPAND_VOLUME,
+                                   Rpc::PUBLISH_READONLY,       Rpc::SINGLE_NODE_MULTI_WRITER,
+                                   Rpc::MODIFY_VOLUME};
+    if (options_.alpha_capabilities) caps.push_back(Rpc::GET_SNAPSHOT);
     if (ListModeEnabled()) {
       // These carry no secrets: they need the controller-wide token and the cluster list.
       for (Rpc::Type t : {Rpc::LIST_VOLUMES, Rpc::GET_CAPACITY, Rpc::LIST_VOLUMES_PUBLISHED_NODES,

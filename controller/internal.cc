@@ -5,6 +5,7 @@
 #include <google/protobuf/util/time_util.h>
 
 #include "common/strings.h"
+#include "controller/validation.h"
 #include "csicontext/keys.h"
 
 namespace lbcsi::controller::internal {
@@ -58,6 +59,25 @@ bool SameCluster(const ResourceId& a, const ResourceId& b) {
   return overlap && a.project == b.project;
 }
 
+std::string ReadonlyLabelKey(std::string_view node_id) {
+  return Cat("lbcsi-ro-", Sha256Hex(node_id).substr(0, 16));
+}
+
+bool PublishedReadonly(const lightos::Labels& labels, std::string_view node_id) {
+  auto it = labels.find(ReadonlyLabelKey(node_id));
+  return it != labels.end() && it->second == csictx::kTrue;
+}
+
+bool RecordPublication(lightos::Labels& labels, std::string_view node_id, bool readonly) {
+  std::string key = ReadonlyLabelKey(node_id);
+  auto it = labels.find(key);
+  if (it == labels.end() && !readonly) return false;
+  const char* want = readonly ? csictx::kTrue : csictx::kFalse;
+  if (it != labels.end() && it->second == want) return false;
+  labels[key] = want;
+  return true;
+}
+
 std::vector<std::string> PublishedNodes(const std::vector<std::string>& acl) {
   std::vector<std::string> out;
   for (const std::string& entry : acl) {
@@ -91,7 +111,10 @@ void FillCsiSnapshot(const lightos::Snapshot& snap, const std::string& snapshot_
 
 void FillVolumeContext(const lightos::Volume& v,
                        google::protobuf::Map<std::string, std::string>* ctx) {
-  (*ctx)[csictx::kCreatedEmpty] = v.source_snapshot_uuid.empty() ? csictx::kTrue : csictx::kFalse;
+  // The key is a std::string first: indexing the Map with the char array makes GCC 12 at -O3
+  // report a false -Warray-bounds in protobuf's key conversion (it broke Release builds).
+  const std::string key = csictx::kCreatedEmpty;
+  (*ctx)[key] = v.source_snapshot_uuid.empty() ? csictx::kTrue : csictx::kFalse;
 }
 
 absl::StatusOr<ResourceId> ParseOurId(std::string_view id) { return ParseResourceId(id); }

@@ -29,6 +29,18 @@ ResourceId IdFor(const lightos::ClusterTarget& target, const std::string& uuid,
 lightos::ClusterTarget TargetOf(const ResourceId& id);
 bool SameCluster(const ResourceId& a, const ResourceId& b);
 
+// How a node's publication is recorded beside its ACL entry (docs/design.md, "Read-only
+// publications"): LightOS ACLs cannot say read-only, so the controller keeps one label per node
+// that was ever published read-only, "lbcsi-ro-<16 hex of sha256(node id)>", valued "true"
+// while that node's publication is read-only and "false" otherwise. A label is set to "false"
+// rather than removed, so the record stays right whether LightOS replaces or merges labels.
+std::string ReadonlyLabelKey(std::string_view node_id);
+// True when the labels record the node's current publication as read-only.
+bool PublishedReadonly(const lightos::Labels& labels, std::string_view node_id);
+// Records the node's publication mode; returns false when the labels already say so (no
+// label is written for a read-write publication of a node that never had one).
+bool RecordPublication(lightos::Labels& labels, std::string_view node_id, bool readonly);
+
 // Node ids of the host NQNs in an ACL (entries that are ours).
 std::vector<std::string> PublishedNodes(const std::vector<std::string>& acl);
 // True when the ACL grants access to anyone (host NQNs or ALLOW_ANY).

@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> clusters;
   std::string log_level = "info", log_format = "text";
   std::string metrics_address = "127.0.0.1:9808";
+  bool alpha_capabilities = false;
 
   app.add_option("--endpoint", endpoint, "CSI socket (unix://path)")->envname("LBCSI_ENDPOINT")
       ->capture_default_str();
@@ -67,6 +68,9 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-address", metrics_address,
                  "host:port for Prometheus /metrics (empty disables; port 0 picks one)")
       ->envname("LBCSI_METRICS_ADDRESS")->capture_default_str();
+  app.add_flag("--alpha-capabilities", alpha_capabilities,
+               "Advertise and serve alpha CSI capabilities (GET_SNAPSHOT)")
+      ->envname("LBCSI_ALPHA_CAPABILITIES");
   CLI11_PARSE(app, argc, argv);
 
   BlockTerminationSignals();
@@ -84,6 +88,7 @@ int main(int argc, char** argv) {
   options.version = LBCSI_VERSION;
   options.default_scheme = default_scheme == "grpc" ? MgmtScheme::kGrpc : MgmtScheme::kGrpcs;
   options.jwt_file = jwt_file;
+  options.alpha_capabilities = alpha_capabilities;
   if (!controller::IsValidDriverName(driver_name)) {
     LOG(kError, "invalid --driver-name (CSI: <= 63 chars, [a-zA-Z0-9.-], alphanumeric ends)",
         {"driver_name", driver_name});

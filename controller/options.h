@@ -27,6 +27,10 @@ struct ControllerOptions {
   // GetCapacity and ControllerGetVolume work on with the controller-wide
   // token. Empty: those capabilities are not advertised.
   std::vector<lightos::ClusterTarget> clusters;
+  // Advertise and serve alpha CSI capabilities (today GET_SNAPSHOT and its RPC). Off by default,
+  // as the reference drivers do: a CO or a conformance tool that does not know an alpha
+  // capability rejects the whole capability list.
+  bool alpha_capabilities = false;
   // Upper bound for a call whose caller sent no deadline.
   absl::Duration default_timeout = absl::Minutes(5);
 };

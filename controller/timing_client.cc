@@ -57,9 +57,9 @@ class TimingClient final : public Client {
   absl::StatusOr<std::vector<Volume>> ListVolumes(const Page& p, const CallOptions& o) override {
     return Time("ListVolumes", [&] { return inner_->ListVolumes(p, o); });
   }
-  absl::StatusOr<Volume> UpdateVolumeAcl(const std::string& u, const AclMutator& m,
-                                         const CallOptions& o) override {
-    return Time("UpdateVolumeAcl", [&] { return inner_->UpdateVolumeAcl(u, m, o); });
+  absl::StatusOr<Volume> UpdateVolumeAccess(const std::string& u, const AccessMutator& m,
+                                            const CallOptions& o) override {
+    return Time("UpdateVolumeAccess", [&] { return inner_->UpdateVolumeAccess(u, m, o); });
   }
   absl::StatusOr<Volume> ResizeVolume(const std::string& u, uint64_t s, const CallOptions& o) override {
     return Time("ResizeVolume", [&] { return inner_->ResizeVolume(u, s, o); });

@@ -320,8 +320,9 @@ absl::Status ControllerService::DoPublish(const Opts& o,
   if (!id.ok()) return NotFoundField("volume_id", Cat("no such volume: ", id.status().message()));
   // LightOS has no node registry: a node id that cannot form a host NQN cannot be a node of ours.
   if (!csictx::IsValidNodeId(req.node_id())) {
-    return NotFoundField("node_id", Cat("\"", req.node_id(), "\" is not a node id of this driver "
-                                        "(letters, digits, '.', '-', '_', ':'; host NQN <= 223 bytes)"));
+    return NotFoundField("node_id",
+                         "is not a node id of this driver (\"<node name>.node\": letters, "
+                         "digits, '.', '-', '_', ':'; host NQN <= 223 bytes)");
   }
   std::string nqn = csictx::HostNqnForNode(req.node_id());
 
@@ -355,19 +356,39 @@ absl::Status ControllerService::DoPublish(const Opts& o,
   };
   bool single = HasSingleNodeMode(cap);
   if (single && !others_of(vol->acl).empty()) return refuse(others_of(vol->acl));
-  if (std::find(vol->acl.begin(), vol->acl.end(), nqn) == vol->acl.end()) {
+  // A read-only access mode publishes read-only whatever the flag says.
+  bool readonly = req.readonly() || cap.ReadOnlyMode();
+  auto incompatible = [&]() {
+    return absl::AlreadyExistsError(
+        Cat("volume ", vol->uuid, " is already published to node ", req.node_id(),
+            internal::PublishedReadonly(vol->labels, req.node_id()) ? " read-only" : " read-write",
+            "; unpublish it before publishing it ", readonly ? "read-only" : "read-write"));
+  };
+  auto in_acl = [&](const std::vector<std::string>& acl) {
+    return std::find(acl.begin(), acl.end(), nqn) != acl.end();
+  };
+  if (in_acl(vol->acl)) {
+    if (internal::PublishedReadonly(vol->labels, req.node_id()) != readonly) return incompatible();
+  } else {
     std::vector<std::string> raced;  // set when another publish won the ETag race
-    absl::StatusOr<lightos::Volume> updated = client->UpdateVolumeAcl(
+    bool conflict = false;           // set when a twin publish with the other mode won it
+    absl::StatusOr<lightos::Volume> updated = client->UpdateVolumeAccess(
         vol->uuid,
-        [&](std::vector<std::string>& acl) {
+        [&](std::vector<std::string>& acl, lightos::Labels& labels) {
           raced.clear();
-          if (std::find(acl.begin(), acl.end(), nqn) != acl.end()) return false;
+          conflict = false;
+          if (in_acl(acl)) {
+            conflict = internal::PublishedReadonly(labels, req.node_id()) != readonly;
+            return false;
+          }
           if (single && !others_of(acl).empty()) {
             raced = others_of(acl);
             return false;
           }
           std::erase(acl, std::string(lightos::kAclAllowNone));
           acl.push_back(nqn);
+          // The ACL entry and the record of its mode change in one ETag-guarded update.
+          internal::RecordPublication(labels, req.node_id(), readonly);
           return true;
         },
         o);
@@ -377,6 +398,7 @@ absl::Status ControllerService::DoPublish(const Opts& o,
     RETURN_IF_ERROR(updated.status());
     if (!raced.empty()) return refuse(raced);
     *vol = *std::move(updated);
+    if (conflict) return incompatible();
   }
 
   ASSIGN_OR_RETURN(lightos::ClusterInfo info, client->GetClusterInfo(o));
@@ -391,7 +413,7 @@ absl::Status ControllerService::DoPublish(const Opts& o,
   pc[csictx::kDiscoveryEndpoints] = join(info.discovery_endpoints);
   bool never_written = vol->written_bytes == 0 && vol->source_snapshot_uuid.empty();
   pc[csictx::kNeverWritten] = never_written ? csictx::kTrue : csictx::kFalse;
-  pc[csictx::kReadonly] = (req.readonly() || cap.ReadOnlyMode()) ? csictx::kTrue : csictx::kFalse;
+  pc[csictx::kReadonly] = readonly ? csictx::kTrue : csictx::kFalse;
   LOG(kInfo, "volume published", {"volume_id", req.volume_id()}, {"node_id", req.node_id()});
   return absl::OkStatus();
 }
@@ -408,13 +430,19 @@ absl::Status ControllerService::DoUnpublish(const Opts& o,
   ASSIGN_OR_RETURN(Inflight::Hold hold,
                    inflight_.Acquire(Cat("volume/", id->uuid), Cat("volume ", id->uuid)));
   ASSIGN_OR_RETURN(std::shared_ptr<Client> client, ClientFor(*id, &req.secrets()));
-  // Removes the node's NQN (or every NQN of ours); ALLOW_NONE when nothing is left.
-  auto strip = [&](std::vector<std::string>& acl) {
+  // Removes the node's NQN (or every NQN of ours), and marks the removed publications as no
+  // longer read-only; ALLOW_NONE when nothing is left.
+  auto strip = [&](std::vector<std::string>& acl, lightos::Labels& labels) {
     std::vector<std::string> before = acl;
     if (nqn.empty()) {
-      std::erase_if(acl, [](const std::string& e) { return !csictx::NodeIdFromHostNqn(e).empty(); });
+      std::erase_if(acl, [&](const std::string& e) {
+        std::string_view node = csictx::NodeIdFromHostNqn(e);
+        if (!node.empty()) internal::RecordPublication(labels, node, false);
+        return !node.empty();
+      });
     } else {
       std::erase(acl, nqn);
+      internal::RecordPublication(labels, req.node_id(), false);
     }
     if (acl.empty()) acl.push_back(lightos::kAclAllowNone);
     return acl != before;
@@ -423,8 +451,9 @@ absl::Status ControllerService::DoUnpublish(const Opts& o,
   if (absl::IsNotFound(vol.status())) return absl::OkStatus();
   RETURN_IF_ERROR(vol.status());
   std::vector<std::string> preview = vol->acl;
-  if (!strip(preview)) return absl::OkStatus();
-  absl::StatusOr<lightos::Volume> updated = client->UpdateVolumeAcl(id->uuid, strip, o);
+  lightos::Labels preview_labels = vol->labels;
+  if (!strip(preview, preview_labels)) return absl::OkStatus();
+  absl::StatusOr<lightos::Volume> updated = client->UpdateVolumeAccess(id->uuid, strip, o);
   if (absl::IsNotFound(updated.status())) return absl::OkStatus();
   RETURN_IF_ERROR(updated.status());
   LOG(kInfo, "volume unpublished", {"volume_id", req.volume_id()}, {"node_id", req.node_id()});
@@ -541,9 +570,6 @@ absl::Status ControllerService::DoGetVolume(const Opts& o,
 absl::Status ControllerService::DoModify(const Opts& o,
                                          const csi::v1::ControllerModifyVolumeRequest& req) {
   RETURN_IF_ERROR(CheckRequired(req.volume_id(), "volume_id"));
-  if (req.mutable_parameters().empty()) {
-    return InvalidField("mutable_parameters", "at least one parameter is required");
-  }
   ASSIGN_OR_RETURN(MutableParams params, ParseMutableParams(req.mutable_parameters()));
   absl::StatusOr<ResourceId> id = internal::ParseOurId(req.volume_id());
   if (!id.ok()) return NotFoundField("volume_id", Cat("no such volume: ", id.status().message()));
@@ -555,6 +581,9 @@ absl::Status ControllerService::DoModify(const Opts& o,
     return NotFoundField("volume_id", Cat("volume ", id->uuid, " does not exist"));
   }
   RETURN_IF_ERROR(vol.status());
+  // No parameters: nothing to change (the CSI spec has no "at least one"; csi-sanity modifies
+  // with an empty set). The volume's existence was still checked above.
+  if (req.mutable_parameters().empty()) return absl::OkStatus();
   if (vol->qos_policy_name == params.qos_policy_name) return absl::OkStatus();
   RETURN_IF_ERROR(CheckSettled(*vol, "volume"));
   absl::StatusOr<lightos::Volume> updated = client->SetQosPolicy(vol->uuid, params.qos_policy_name, o);

@@ -40,11 +40,18 @@ inline constexpr char kFalse[] = "false";
 inline constexpr std::string_view kHostNqnPrefix = "nqn.2019-09.com.lightbitslabs:host:";
 inline constexpr size_t kMaxNqnBytes = 223;
 
-// A node id is usable when the NQN built from it is a valid NQN: printable
-// ASCII without spaces, limited to the characters Kubernetes node names and
-// the shipped plugin's "<node>.node" ids use, and at most 223 bytes in total.
+// Node ids have the shipped plugin's shape, "<node name>.node", so that an id no node agent of
+// this driver could have produced is recognisably foreign (ControllerPublishVolume answers
+// NOT_FOUND for it). The name part uses the characters Kubernetes node names use (and '_', ':'),
+// and the host NQN built from the id is at most 223 bytes.
+inline constexpr std::string_view kNodeIdSuffix = ".node";
+
 inline bool IsValidNodeId(std::string_view node_id) {
-  if (node_id.empty() || kHostNqnPrefix.size() + node_id.size() > kMaxNqnBytes) return false;
+  if (node_id.size() <= kNodeIdSuffix.size() ||
+      node_id.substr(node_id.size() - kNodeIdSuffix.size()) != kNodeIdSuffix ||
+      kHostNqnPrefix.size() + node_id.size() > kMaxNqnBytes) {
+    return false;
+  }
   for (char c : node_id) {
     bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '.' || c == '-' || c == '_' || c == ':';

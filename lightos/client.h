@@ -103,8 +103,13 @@ struct CallOptions {
   absl::Time deadline = absl::InfiniteFuture();
 };
 
+using Labels = std::map<std::string, std::string>;
 // Changes an ACL in place; return false to leave the volume untouched.
 using AclMutator = std::function<bool(std::vector<std::string>& acl)>;
+// Changes an ACL and the volume's labels together, in one ETag-guarded update (the controller
+// records read-only publications in labels beside the ACL entry they describe). Return false
+// to leave the volume untouched.
+using AccessMutator = std::function<bool(std::vector<std::string>& acl, Labels& labels)>;
 
 class Client {
  public:
@@ -126,8 +131,15 @@ class Client {
   virtual absl::StatusOr<std::vector<Volume>> ListVolumes(const Page& page, const CallOptions& opts) = 0;
 
   // ETag read-modify-write loops; retry on a stale ETag until the deadline.
-  virtual absl::StatusOr<Volume> UpdateVolumeAcl(const std::string& uuid, const AclMutator& mutate,
-                                                 const CallOptions& opts) = 0;
+  virtual absl::StatusOr<Volume> UpdateVolumeAccess(const std::string& uuid,
+                                                    const AccessMutator& mutate,
+                                                    const CallOptions& opts) = 0;
+  // The ACL alone (labels untouched).
+  absl::StatusOr<Volume> UpdateVolumeAcl(const std::string& uuid, const AclMutator& mutate,
+                                         const CallOptions& opts) {
+    return UpdateVolumeAccess(
+        uuid, [&](std::vector<std::string>& acl, Labels&) { return mutate(acl); }, opts);
+  }
   // Grows to at least `size_bytes` (never shrinks; success when already that large).
   virtual absl::StatusOr<Volume> ResizeVolume(const std::string& uuid, uint64_t size_bytes,
                                               const CallOptions& opts) = 0;

@@ -359,18 +359,33 @@ absl::StatusOr<Volume> GrpcClient::UpdateWithEtag(
   }
 }
 
-absl::StatusOr<Volume> GrpcClient::UpdateVolumeAcl(const std::string& uuid,
-                                                   const AclMutator& mutate,
-                                                   const CallOptions& opts) {
+absl::StatusOr<Volume> GrpcClient::UpdateVolumeAccess(const std::string& uuid,
+                                                      const AccessMutator& mutate,
+                                                      const CallOptions& opts) {
   return UpdateWithEtag(
       uuid, "ACL update",
       [&](const pb::Volume& volume, pb::UpdateVolumeRequest& req) {
         std::vector<std::string> before(volume.acl().values().begin(), volume.acl().values().end());
+        Labels labels_before;
+        for (const auto& label : volume.labels()) labels_before[label.key()] = label.value();
         std::vector<std::string> acl = before;
-        if (!mutate(acl)) return false;
+        Labels labels = labels_before;
+        if (!mutate(acl, labels)) return false;
         NormalizeAcl(acl);
-        if (acl == before) return false;
-        for (const auto& entry : acl) req.mutable_acl()->add_values(entry);
+        bool acl_changed = acl != before;
+        bool labels_changed = labels != labels_before;
+        if (!acl_changed && !labels_changed) return false;
+        if (acl_changed) {
+          for (const auto& entry : acl) req.mutable_acl()->add_values(entry);
+        }
+        // LightOS takes the labels of an update as the whole new set.
+        if (labels_changed) {
+          for (const auto& [key, value] : labels) {
+            auto* label = req.add_labels();
+            label->set_key(key);
+            label->set_value(value);
+          }
+        }
         return true;
       },
       opts.deadline);

@@ -54,8 +54,8 @@ class GrpcClient : public Client {
   absl::StatusOr<std::vector<Volume>> ListVolumes(const Page& page,
                                                   const CallOptions& opts) override;
 
-  absl::StatusOr<Volume> UpdateVolumeAcl(const std::string& uuid, const AclMutator& mutate,
-                                         const CallOptions& opts) override;
+  absl::StatusOr<Volume> UpdateVolumeAccess(const std::string& uuid, const AccessMutator& mutate,
+                                            const CallOptions& opts) override;
   absl::StatusOr<Volume> ResizeVolume(const std::string& uuid, uint64_t size_bytes,
                                       const CallOptions& opts) override;
   absl::StatusOr<Volume> SetQosPolicy(const std::string& uuid, const std::string& policy_name,

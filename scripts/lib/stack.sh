@@ -71,7 +71,9 @@ stack_build() {
   "$LBCSI_REPO/scripts/install-deps"
   export CCACHE_BASEDIR=$LBCSI_REPO CCACHE_NOHASHDIR=1
   mkdir -p "$build"
+  # LBCSI_WERROR=ON (scripts/test) makes warnings errors; a user's build never fails on one.
   cmake -S "$LBCSI_REPO" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLBCSI_TESTS=ON \
+    -DLBCSI_WERROR="${LBCSI_WERROR:-OFF}" \
     >"$build/lbcsi-configure.log" 2>&1 || {
     tail -n 30 "$build/lbcsi-configure.log" >&2
     die "cmake configure failed (log: $build/lbcsi-configure.log)"

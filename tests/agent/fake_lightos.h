@@ -101,8 +101,9 @@ class FakeLightos final : public lightos::Client, public lightos::ClientFactory 
     for (const auto& [u, v] : volumes) out.push_back(v);
     return out;
   }
-  absl::StatusOr<lightos::Volume> UpdateVolumeAcl(const std::string&, const lightos::AclMutator&,
-                                                  const lightos::CallOptions&) override {
+  absl::StatusOr<lightos::Volume> UpdateVolumeAccess(const std::string&,
+                                                     const lightos::AccessMutator&,
+                                                     const lightos::CallOptions&) override {
     return absl::UnimplementedError("fake");
   }
   absl::StatusOr<lightos::Volume> ResizeVolume(const std::string&, uint64_t,

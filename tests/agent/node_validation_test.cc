@@ -249,6 +249,15 @@ TEST_F(ValidationTest, StatsErrors) {
   ASSERT_TRUE(env.Stage(env.StageReq(1, AgentEnv::MountCap("ext4"))).ok());
   req.set_volume_path(env.kubelet_ + "/somewhere/else");
   EXPECT_EQ(env.Stats(req, &resp).error_code(), StatusCode::NOT_FOUND);
+  // csi-sanity's rows: a path that cannot be a volume path (relative, outside kubelet's root)
+  // is "not found" for an unknown and for a known volume alike, never INVALID_ARGUMENT.
+  for (const char* bad : {"some/path", "/etc", "../x"}) {
+    req.set_volume_path(bad);
+    EXPECT_EQ(env.Stats(req, &resp).error_code(), StatusCode::NOT_FOUND) << bad;
+    req.set_volume_id("no-such-volume");
+    EXPECT_EQ(env.Stats(req, &resp).error_code(), StatusCode::NOT_FOUND) << bad;
+    req.set_volume_id(VolId(1));
+  }
   req.set_volume_path(env.StagingPath(1));
   EXPECT_TRUE(env.Stats(req, &resp).ok());
 }
@@ -263,6 +272,12 @@ TEST_F(ValidationTest, ExpandErrors) {
   req.set_volume_id(VolId(1));
   req.set_volume_path(env.StagingPath(1));
   EXPECT_EQ(env.Expand(req, &resp).error_code(), StatusCode::NOT_FOUND);
+  req.set_volume_path("some/path");
+  EXPECT_EQ(env.Expand(req, &resp).error_code(), StatusCode::NOT_FOUND);
+  req.set_volume_id("no-such-volume");
+  EXPECT_EQ(env.Expand(req, &resp).error_code(), StatusCode::NOT_FOUND);
+  req.set_volume_id(VolId(1));
+  req.set_volume_path(env.StagingPath(1));
   req.mutable_capacity_range()->set_required_bytes(10);
   req.mutable_capacity_range()->set_limit_bytes(5);
   EXPECT_EQ(env.Expand(req, &resp).error_code(), StatusCode::OUT_OF_RANGE);

@@ -40,11 +40,13 @@ TEST(MountFlags, RefusesEverythingElse) {
 TEST(Config, HostNqnFromNodeId) {
   EXPECT_EQ(*HostNqnForNode("worker-1.node"), "nqn.2019-09.com.lightbitslabs:host:worker-1.node");
   EXPECT_EQ(DefaultNodeId("worker-1"), "worker-1.node");
-  std::string id(223 - std::string("nqn.2019-09.com.lightbitslabs:host:").size(), 'a');
-  EXPECT_TRUE(HostNqnForNode(id).ok());
-  EXPECT_FALSE(HostNqnForNode(id + "a").ok());
+  std::string id(223 - std::string("nqn.2019-09.com.lightbitslabs:host:").size() - 5, 'a');
+  EXPECT_TRUE(HostNqnForNode(id + ".node").ok());
+  EXPECT_FALSE(HostNqnForNode("a" + id + ".node").ok());  // host NQN of 224 bytes
   EXPECT_FALSE(HostNqnForNode("").ok());
-  EXPECT_FALSE(HostNqnForNode("with space").ok());
+  EXPECT_FALSE(HostNqnForNode(".node").ok());
+  EXPECT_FALSE(HostNqnForNode("worker-1").ok());  // not the driver's shape
+  EXPECT_FALSE(HostNqnForNode("with space.node").ok());
 }
 
 TEST(Config, FinalizeChecksEverything) {

@@ -118,6 +118,11 @@ TEST_F(ControllerTest, GetSnapshot) {
     return service_->GetSnapshot(&ctx, &r, resp);
   };
   csi::v1::GetSnapshotResponse resp;
+  // GET_SNAPSHOT is alpha: served only when the controller opts in.
+  grpc::Status off = call(snap.snapshot().snapshot_id(), &resp);
+  EXPECT_EQ(off.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_THAT(off.error_message(), ::testing::HasSubstr("--alpha-capabilities"));
+  MakeService({}, /*alpha_capabilities=*/true);
   ASSERT_TRUE(call(snap.snapshot().snapshot_id(), &resp).ok());
   EXPECT_EQ(resp.snapshot().source_volume_id(), vol);
   EXPECT_TRUE(resp.snapshot().ready_to_use());
@@ -143,7 +148,7 @@ TEST_F(ControllerTest, ListVolumesPaginates) {
   MakeService({std::string(kEndpoints) + "|scheme:grpcs"});
   std::set<std::string> created;
   for (int i = 0; i < 7; ++i) created.insert(MustCreate(Cat("lv-", i)));
-  ASSERT_TRUE(Publish(PublishReq(*created.begin(), "n1")).ok());
+  ASSERT_TRUE(Publish(PublishReq(*created.begin(), "n1.node")).ok());
   std::set<std::string> seen;
   std::string token;
   int pages = 0;
@@ -283,18 +288,23 @@ TEST_F(ControllerTest, CapabilitiesDependOnClusterConfig) {
                  Rpc::SINGLE_NODE_MULTI_WRITER, Rpc::MODIFY_VOLUME}) {
     EXPECT_TRUE(base.count(t)) << Rpc::Type_Name(t);
   }
-  for (auto t : {Rpc::LIST_VOLUMES, Rpc::GET_CAPACITY, Rpc::LIST_VOLUMES_PUBLISHED_NODES}) {
+  for (auto t : {Rpc::LIST_VOLUMES, Rpc::GET_CAPACITY, Rpc::LIST_VOLUMES_PUBLISHED_NODES,
+                 Rpc::GET_SNAPSHOT}) {
     EXPECT_FALSE(base.count(t)) << Rpc::Type_Name(t);
   }
-  MakeService({kEndpoints});
+  MakeService({kEndpoints}, /*alpha_capabilities=*/true);
   std::set<int> full = caps();
+  EXPECT_TRUE(full.count(Rpc::GET_SNAPSHOT)) << "opted in with --alpha-capabilities";
   for (auto t : {Rpc::LIST_VOLUMES, Rpc::GET_CAPACITY, Rpc::LIST_VOLUMES_PUBLISHED_NODES,
                  Rpc::GET_VOLUME, Rpc::VOLUME_CONDITION, Rpc::PUBLISH_UNPUBLISH_VOLUME}) {
     EXPECT_TRUE(full.count(t)) << Rpc::Type_Name(t);
   }
   // SINGLE_NODE_MULTI_WRITER advertised: plain SINGLE_NODE_WRITER must still work.
   std::string id = MustCreate("snw");
-  EXPECT_TRUE(Publish(PublishReq(id, "n1", MountCap(csi::v1::VolumeCapability::AccessMode::SINGLE_NODE_WRITER))).ok());
+  EXPECT_TRUE(
+      Publish(PublishReq(id, "n1.node",
+                         MountCap(csi::v1::VolumeCapability::AccessMode::SINGLE_NODE_WRITER)))
+          .ok());
 }
 
 }  // namespace

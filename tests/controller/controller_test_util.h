@@ -41,9 +41,10 @@ class ControllerTest : public ::testing::Test {
     MakeService({});
   }
 
-  void MakeService(std::vector<std::string> cluster_specs) {
+  void MakeService(std::vector<std::string> cluster_specs, bool alpha_capabilities = false) {
     controller::ControllerOptions o;
     o.version = "test";
+    o.alpha_capabilities = alpha_capabilities;
     o.jwt_file = "/etc/lb-csi/jwt";
     for (const auto& spec : cluster_specs) {
       o.clusters.push_back(*controller::ParseClusterSpec(spec, MgmtScheme::kGrpcs));

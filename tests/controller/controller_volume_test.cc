@@ -8,6 +8,7 @@
 
 #include "common/logging.h"
 #include "common/strings.h"
+#include "controller/internal.h"
 #include "csicontext/keys.h"
 #include "tests/controller/controller_test_util.h"
 #include "volumeid/resource_id.h"
@@ -469,12 +470,12 @@ TEST_F(ControllerTest, PublishAddsHostNqnAndReturnsDataPathFacts) {
   }
   EXPECT_EQ(cluster_->Volumes()[0].acl,
             std::vector<std::string>{"nqn.2019-09.com.lightbitslabs:host:worker-1.node"});
-  EXPECT_EQ(cluster_->Calls("UpdateVolumeAcl"), 1);
+  EXPECT_EQ(cluster_->Calls("UpdateVolumeAccess"), 1);
 
   // Written volumes lose the never-written proof; read-only modes set the flag.
   cluster_->MutateVolume(cluster_->Volumes()[0].uuid, [](lightos::Volume& v) { v.written_bytes = 512; });
   csi::v1::ControllerPublishVolumeResponse resp;
-  auto ro = PublishReq(id, "worker-1.node");
+  auto ro = PublishReq(id, "worker-2.node", MountCap(Mode::MULTI_NODE_READER_ONLY));
   ro.set_readonly(true);
   ASSERT_TRUE(Publish(ro, &resp).ok());
   EXPECT_EQ(resp.publish_context().at(csictx::kNeverWritten), "false");
@@ -482,26 +483,65 @@ TEST_F(ControllerTest, PublishAddsHostNqnAndReturnsDataPathFacts) {
 }
 
 // covers: ControllerPublishVolume.E.ALREADY_EXISTS
-TEST_F(ControllerTest, RepublishWithOtherReadonlyFlagIsCompatible) {
-  // Deviation (documented): LightOS ACLs carry no read-only grant, so a publication is never
-  // incompatible with a readonly flag; the flag travels in publish_context to the node.
+TEST_F(ControllerTest, RepublishWithOtherReadonlyModeIsAlreadyExists) {
+  // LightOS ACLs carry no read-only grant: the controller records read-only publications in a
+  // per-node label, written in the same update as the ACL entry.
   std::string id = MustCreate("ro");
-  ASSERT_TRUE(Publish(PublishReq(id, "n1")).ok());
-  auto ro = PublishReq(id, "n1", MountCap(Mode::SINGLE_NODE_READER_ONLY));
+  auto rw = PublishReq(id, "n1.node");
+  ASSERT_TRUE(Publish(rw).ok());
+  EXPECT_TRUE(cluster_->Volumes()[0].labels.empty()) << "a read-write publication needs no label";
+  auto ro_flag = rw;
+  ro_flag.set_readonly(true);
+  grpc::Status s = Publish(ro_flag);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_THAT(s.error_message(), HasSubstr("read-write"));
+  // A reader-only access mode is a read-only publication too.
+  EXPECT_EQ(
+      Publish(PublishReq(id, "n1.node", MountCap(Mode::SINGLE_NODE_READER_ONLY))).error_code(),
+      grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_TRUE(Publish(rw).ok()) << "the same publication again is idempotent";
+
+  // After unpublishing, the node may come back read-only; then read-write is the conflict.
+  ASSERT_TRUE(Unpublish(id, "n1.node").ok());
   csi::v1::ControllerPublishVolumeResponse resp;
-  ASSERT_TRUE(Publish(ro, &resp).ok());
+  ASSERT_TRUE(Publish(ro_flag, &resp).ok());
   EXPECT_EQ(resp.publish_context().at(csictx::kReadonly), "true");
+  auto label = [&](const std::string& node) {
+    auto labels = cluster_->Volumes()[0].labels;
+    auto it = labels.find(controller::internal::ReadonlyLabelKey(node));
+    return it == labels.end() ? std::string("absent") : it->second;
+  };
+  ASSERT_EQ(cluster_->Volumes()[0].labels.size(), 1u);
+  EXPECT_EQ(controller::internal::ReadonlyLabelKey("n1.node").substr(0, 9), "lbcsi-ro-");
+  EXPECT_EQ(label("n1.node"), "true");
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(Publish(ro_flag).ok());
+  EXPECT_EQ(Publish(rw).error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  // Another node's publication has its own record.
+  ASSERT_TRUE(Unpublish(id, "n1.node").ok());
+  auto rox = PublishReq(id, "n2.node", MountCap(Mode::MULTI_NODE_READER_ONLY));
+  auto rwx_block = PublishReq(id, "n3.node", BlockCap(Mode::MULTI_NODE_MULTI_WRITER));
+  ASSERT_TRUE(Publish(rox).ok());
+  ASSERT_TRUE(Publish(rwx_block).ok());
+  EXPECT_EQ(label("n2.node"), "true");
+  EXPECT_EQ(label("n3.node"), "absent") << "a read-write publication writes no label";
+  // Unpublish marks the record "false" instead of removing it, so it stays right whether
+  // LightOS replaces or merges labels; a later read-write publication is then compatible.
+  EXPECT_EQ(label("n1.node"), "false");
+  ASSERT_TRUE(Unpublish(id, "").ok());  // every node
+  EXPECT_EQ(label("n2.node"), "false");
+  EXPECT_TRUE(Publish(rw).ok());
+  EXPECT_EQ(label("n1.node"), "false");
 }
 
 // covers: ControllerPublishVolume.E.FAILED_PRECONDITION
 TEST_F(ControllerTest, SingleNodeModesRefuseASecondNode) {
   std::string id = MustCreate("rwo");
-  ASSERT_TRUE(Publish(PublishReq(id, "n1")).ok());
+  ASSERT_TRUE(Publish(PublishReq(id, "n1.node")).ok());
   for (auto mode : {Mode::SINGLE_NODE_WRITER, Mode::SINGLE_NODE_SINGLE_WRITER,
                     Mode::SINGLE_NODE_MULTI_WRITER, Mode::SINGLE_NODE_READER_ONLY}) {
-    grpc::Status s = Publish(PublishReq(id, "n2", MountCap(mode)));
+    grpc::Status s = Publish(PublishReq(id, "n2.node", MountCap(mode)));
     EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-    EXPECT_THAT(s.error_message(), HasSubstr("n1"));
+    EXPECT_THAT(s.error_message(), HasSubstr("n1.node"));
   }
   // A publish that races another node's publish is refused as well.
   std::string id2 = MustCreate("rwo-race");
@@ -511,60 +551,67 @@ TEST_F(ControllerTest, SingleNodeModesRefuseASecondNode) {
   cluster_->before_acl_commit = [&] {
     if (once) return;
     once = true;
-    cluster_->MutateVolume(uuid2, [](lightos::Volume& v) {
-      v.acl = {"nqn.2019-09.com.lightbitslabs:host:n9"};
-    });
+    cluster_->MutateVolume(
+        uuid2, [](lightos::Volume& v) { v.acl = {"nqn.2019-09.com.lightbitslabs:host:n9.node"}; });
   };
-  grpc::Status s = Publish(PublishReq(id2, "n2"));
+  grpc::Status s = Publish(PublishReq(id2, "n2.node"));
   EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_THAT(s.error_message(), HasSubstr("n9"));
+  EXPECT_THAT(s.error_message(), HasSubstr("n9.node"));
 }
 
 // covers: ControllerPublishVolume.E.RESOURCE_EXHAUSTED
 TEST_F(ControllerTest, MultiNodeBlockAndManyVolumesPerNode) {
   // No per-node attach limit exists in LightOS: many volumes publish to one node.
   for (int i = 0; i < 8; ++i) {
-    EXPECT_TRUE(Publish(PublishReq(MustCreate(Cat("many-", i)), "n1")).ok());
+    EXPECT_TRUE(Publish(PublishReq(MustCreate(Cat("many-", i)), "n1.node")).ok());
   }
   std::string id = MustCreate("rwx");
-  for (const char* node : {"n1", "n2", "n3"}) {
+  for (const char* node : {"n1.node", "n2.node", "n3.node"}) {
     EXPECT_TRUE(Publish(PublishReq(id, node, BlockCap(Mode::MULTI_NODE_MULTI_WRITER))).ok());
   }
-  EXPECT_EQ(Publish(PublishReq(id, "n4", MountCap(Mode::MULTI_NODE_MULTI_WRITER))).error_code(),
-            grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_TRUE(Publish(PublishReq(id, "n4", MountCap(Mode::MULTI_NODE_READER_ONLY))).ok());
+  EXPECT_EQ(
+      Publish(PublishReq(id, "n4.node", MountCap(Mode::MULTI_NODE_MULTI_WRITER))).error_code(),
+      grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(Publish(PublishReq(id, "n4.node", MountCap(Mode::MULTI_NODE_READER_ONLY))).ok());
 }
 
 // covers: ControllerPublishVolume.E.INVALID_ARGUMENT.missing_fields, ControllerPublishVolume.E.NOT_FOUND.volume, ControllerPublishVolume.E.NOT_FOUND.node
 TEST_F(ControllerTest, PublishErrors) {
   std::string id = MustCreate("perr");
-  auto r = PublishReq("", "n1");
+  auto r = PublishReq("", "n1.node");
   EXPECT_EQ(Publish(r).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   r = PublishReq(id, "");
   EXPECT_EQ(Publish(r).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  r = PublishReq(id, "n1");
+  r = PublishReq(id, "n1.node");
   r.clear_volume_capability();
   EXPECT_EQ(Publish(r).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(Publish(PublishReq("junk", "n1")).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Publish(PublishReq("junk", "n1.node")).error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(Publish(PublishReq("mgmt:10.0.0.1:443,10.0.0.2:443|nguid:11111111-2222-4333-8444-"
-                               "555555555555|scheme:grpcs", "n1")).error_code(),
+                               "555555555555|scheme:grpcs",
+                               "n1.node"))
+                .error_code(),
             grpc::StatusCode::NOT_FOUND);
   grpc::Status s = Publish(PublishReq(id, "bad node/id"));
   EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_THAT(s.error_message(), HasSubstr("node_id"));
   EXPECT_EQ(Publish(PublishReq(id, std::string(300, 'a'))).error_code(), grpc::StatusCode::NOT_FOUND);
+  // Well-formed but not of this driver's shape (csi-sanity's "fake-node-id-..."): not found.
+  EXPECT_EQ(Publish(PublishReq(id, "fake-node-id-0123456789")).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_TRUE(cluster_->Volumes()[0].acl == std::vector<std::string>{lightos::kAclAllowNone})
+      << "a refused publish leaves the ACL alone";
 }
 
 // covers: ControllerUnpublishVolume.MUST.idempotent, ControllerUnpublishVolume.MUST.ok_when_not_published, ControllerUnpublishVolume.MUST.all_nodes_when_node_unset
 TEST_F(ControllerTest, UnpublishIsIdempotentAndEmptiesToAllowNone) {
   std::string id = MustCreate("unp");
-  ASSERT_TRUE(Publish(PublishReq(id, "n1", BlockCap(Mode::MULTI_NODE_MULTI_WRITER))).ok());
-  ASSERT_TRUE(Publish(PublishReq(id, "n2", BlockCap(Mode::MULTI_NODE_MULTI_WRITER))).ok());
-  for (int i = 0; i < 5; ++i) EXPECT_TRUE(Unpublish(id, "n1").ok());
+  ASSERT_TRUE(Publish(PublishReq(id, "n1.node", BlockCap(Mode::MULTI_NODE_MULTI_WRITER))).ok());
+  ASSERT_TRUE(Publish(PublishReq(id, "n2.node", BlockCap(Mode::MULTI_NODE_MULTI_WRITER))).ok());
+  for (int i = 0; i < 5; ++i) EXPECT_TRUE(Unpublish(id, "n1.node").ok());
   EXPECT_EQ(cluster_->Volumes()[0].acl,
-            std::vector<std::string>{"nqn.2019-09.com.lightbitslabs:host:n2"});
+            std::vector<std::string>{"nqn.2019-09.com.lightbitslabs:host:n2.node"});
   EXPECT_TRUE(Unpublish(id, "never-published").ok());
-  ASSERT_TRUE(Publish(PublishReq(id, "n3", BlockCap(Mode::MULTI_NODE_MULTI_WRITER))).ok());
+  ASSERT_TRUE(Publish(PublishReq(id, "n3.node", BlockCap(Mode::MULTI_NODE_MULTI_WRITER))).ok());
   EXPECT_TRUE(Unpublish(id, "").ok());  // all nodes
   EXPECT_EQ(cluster_->Volumes()[0].acl, std::vector<std::string>{"ALLOW_NONE"});
 }
@@ -573,8 +620,10 @@ TEST_F(ControllerTest, UnpublishIsIdempotentAndEmptiesToAllowNone) {
 TEST_F(ControllerTest, UnpublishOfMissingVolumeOrNodeIsSuccess) {
   // A volume or node that cannot be found is safely unpublished: OK (the spec's SHOULD).
   EXPECT_TRUE(Unpublish("mgmt:10.0.0.1:443,10.0.0.2:443|nguid:11111111-2222-4333-8444-555555555555"
-                        "|scheme:grpcs", "n1").ok());
-  EXPECT_TRUE(Unpublish("junk", "n1").ok());
+                        "|scheme:grpcs",
+                        "n1.node")
+                  .ok());
+  EXPECT_TRUE(Unpublish("junk", "n1.node").ok());
   std::string id = MustCreate("unp2");
   EXPECT_TRUE(Unpublish(id, "bad node/id").ok());
   csi::v1::ControllerUnpublishVolumeRequest r;
@@ -626,7 +675,7 @@ TEST_F(ControllerTest, ValidateVolumeCapabilities) {
 // covers: ControllerExpandVolume.MUST.idempotent, ControllerExpandVolume.MUST.node_expansion_required, ControllerExpandVolume.E.INVALID_ARGUMENT, ControllerExpandVolume.E.NOT_FOUND, ControllerExpandVolume.E.OUT_OF_RANGE, ControllerExpandVolume.E.FAILED_PRECONDITION
 TEST_F(ControllerTest, Expand) {
   std::string id = MustCreate("exp", kGiB);
-  ASSERT_TRUE(Publish(PublishReq(id, "n1")).ok());  // ONLINE: published volumes grow too
+  ASSERT_TRUE(Publish(PublishReq(id, "n1.node")).ok());  // ONLINE: published volumes grow too
   auto call = [&](const std::string& vid, int64_t req, int64_t lim, const csi::v1::VolumeCapability* cap,
                   csi::v1::ControllerExpandVolumeResponse* resp) {
     csi::v1::ControllerExpandVolumeRequest r;
@@ -658,7 +707,7 @@ TEST_F(ControllerTest, Expand) {
   EXPECT_EQ(call(id, 5 * kGiB - 100, 5 * kGiB - 1, nullptr, &resp).error_code(), grpc::StatusCode::OUT_OF_RANGE);
   EXPECT_EQ(call(id, kGiB, 2 * kGiB, nullptr, &resp).error_code(), grpc::StatusCode::OUT_OF_RANGE);
   EXPECT_EQ(call("junk", kGiB, 0, nullptr, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
-  ASSERT_TRUE(Unpublish(id, "n1").ok());
+  ASSERT_TRUE(Unpublish(id, "n1.node").ok());
   ASSERT_TRUE(Delete(id).ok());
   EXPECT_EQ(call(id, 8 * kGiB, 0, nullptr, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
 }
@@ -678,7 +727,9 @@ TEST_F(ControllerTest, ModifyVolumeQos) {
   for (int i = 0; i < 5; ++i) EXPECT_TRUE(call(id, {{"qos-policy-name", "gold"}}).ok());
   EXPECT_EQ(cluster_->Calls("SetQosPolicy"), 1);
   EXPECT_EQ(cluster_->Volumes()[0].qos_policy_name, "gold");
-  EXPECT_EQ(call(id, {}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(call(id, {}).ok()) << "no parameters: nothing to change";
+  EXPECT_EQ(cluster_->Calls("SetQosPolicy"), 1);
+  EXPECT_EQ(call("junk", {}).error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(call(id, {{"replica-count", "3"}}).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(cluster_->Volumes()[0].replica_count, 2u);  // untouched
   grpc::Status s = call(id, {{"qos-policy-name", "platinum"}});
@@ -692,7 +743,7 @@ TEST_F(ControllerTest, ModifyVolumeQos) {
 // covers: ControllerGetVolume.MUST.volume_condition, ControllerGetVolume.E.NOT_FOUND
 TEST_F(ControllerTest, GetVolumeReportsConditionAndNodes) {
   std::string id = MustCreate("get");
-  ASSERT_TRUE(Publish(PublishReq(id, "n1")).ok());
+  ASSERT_TRUE(Publish(PublishReq(id, "n1.node")).ok());
   auto call = [&](const std::string& vid, csi::v1::ControllerGetVolumeResponse* resp) {
     csi::v1::ControllerGetVolumeRequest r;
     r.set_volume_id(vid);
@@ -704,7 +755,7 @@ TEST_F(ControllerTest, GetVolumeReportsConditionAndNodes) {
   EXPECT_EQ(resp.volume().volume_id(), id);
   EXPECT_TRUE(resp.status().has_volume_condition());
   EXPECT_FALSE(resp.status().volume_condition().abnormal());
-  EXPECT_THAT(resp.status().published_node_ids(), ::testing::ElementsAre("n1"));
+  EXPECT_THAT(resp.status().published_node_ids(), ::testing::ElementsAre("n1.node"));
   cluster_->MutateVolume(cluster_->Volumes()[0].uuid,
                          [](lightos::Volume& v) { v.protection = lightos::ProtectionState::kReadOnly; });
   ASSERT_TRUE(call(id, &resp).ok());

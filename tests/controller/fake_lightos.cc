@@ -170,10 +170,10 @@ absl::StatusOr<std::vector<Volume>> FakeCluster::ListVolumes(const std::string& 
   return out;
 }
 
-absl::StatusOr<Volume> FakeCluster::UpdateVolumeAcl(const std::string& project,
-                                                    const std::string& uuid,
-                                                    const lightos::AclMutator& mutate) {
-  RETURN_IF_ERROR(Enter("UpdateVolumeAcl"));
+absl::StatusOr<Volume> FakeCluster::UpdateVolumeAccess(const std::string& project,
+                                                       const std::string& uuid,
+                                                       const lightos::AccessMutator& mutate) {
+  RETURN_IF_ERROR(Enter("UpdateVolumeAccess"));
   for (int attempt = 0; attempt < 10; ++attempt) {
     Volume copy;
     {
@@ -184,7 +184,8 @@ absl::StatusOr<Volume> FakeCluster::UpdateVolumeAcl(const std::string& project,
       copy = it->second;
     }
     std::vector<std::string> acl = copy.acl;
-    if (!mutate(acl)) return copy;
+    lightos::Labels labels = copy.labels;
+    if (!mutate(acl, labels)) return copy;
     if (before_acl_commit) before_acl_commit();
     std::lock_guard<std::mutex> lock(mu_);
     auto& vols = P(project).volumes;
@@ -192,6 +193,7 @@ absl::StatusOr<Volume> FakeCluster::UpdateVolumeAcl(const std::string& project,
     if (it == vols.end()) return NoVolume(uuid);
     if (it->second.etag != copy.etag) continue;  // stale ETag: re-read and retry
     it->second.acl = acl;
+    it->second.labels = labels;
     it->second.etag = NewEtag();
     return it->second;
   }
@@ -322,10 +324,10 @@ class FakeClient final : public lightos::Client {
     RETURN_IF_ERROR(auth_);
     return c_->ListVolumes(project_);
   }
-  absl::StatusOr<Volume> UpdateVolumeAcl(const std::string& u, const lightos::AclMutator& m,
-                                         const O&) override {
+  absl::StatusOr<Volume> UpdateVolumeAccess(const std::string& u, const lightos::AccessMutator& m,
+                                            const O&) override {
     RETURN_IF_ERROR(auth_);
-    return c_->UpdateVolumeAcl(project_, u, m);
+    return c_->UpdateVolumeAccess(project_, u, m);
   }
   absl::StatusOr<Volume> ResizeVolume(const std::string& u, uint64_t s, const O&) override {
     RETURN_IF_ERROR(auth_);

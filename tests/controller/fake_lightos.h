@@ -21,7 +21,7 @@ class FakeCluster {
 
   // Returns a non-OK status to fail the named operation ("CreateVolume", ...).
   std::function<absl::Status(const std::string& op)> fault;
-  // Called inside UpdateVolumeAcl between the read and the write (race injection).
+  // Called inside UpdateVolumeAccess between the read and the write (race injection).
   std::function<void()> before_acl_commit;
   // State new volumes end in (kAvailable by default).
   lightos::VolumeState create_state = lightos::VolumeState::kAvailable;
@@ -43,8 +43,9 @@ class FakeCluster {
   absl::StatusOr<lightos::Volume> GetVolumeByName(const std::string& project, const std::string& name);
   absl::Status DeleteVolume(const std::string& project, const std::string& uuid);
   absl::StatusOr<std::vector<lightos::Volume>> ListVolumes(const std::string& project);
-  absl::StatusOr<lightos::Volume> UpdateVolumeAcl(const std::string& project, const std::string& uuid,
-                                                  const lightos::AclMutator& mutate);
+  absl::StatusOr<lightos::Volume> UpdateVolumeAccess(const std::string& project,
+                                                     const std::string& uuid,
+                                                     const lightos::AccessMutator& mutate);
   absl::StatusOr<lightos::Volume> ResizeVolume(const std::string& project, const std::string& uuid,
                                                uint64_t size);
   absl::StatusOr<lightos::Volume> SetQosPolicy(const std::string& project, const std::string& uuid,
