@@ -41,6 +41,15 @@ kubectl -n $NS create secret generic lightos-sim-jwt --from-literal=jwt="$jwt" \
   --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 kubectl -n $NS create configmap lightos-ca --from-file=ca.crt="$STATE/pki/ca.crt" \
   --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+# CSI inline ephemeral volumes: the node-wide configuration (cluster, token, limits).
+jq -n --arg ep "$mgmt" '{mgmt_endpoints: $ep, scheme: "grpcs", project: "default",
+  ca_bundle_file: "/etc/lbcsi/ephemeral/ca.crt", token_file: "/etc/lbcsi/ephemeral-token/jwt",
+  insecure_skip_verify: false, max_size: "4Gi", default_size: "1Gi", default_replica_count: 1,
+  max_replica_count: 1, default_compression: false, default_fs_type: "ext4"}' >"$STATE/ephemeral.json"
+kubectl -n $NS create configmap lbcsi-ephemeral-config --from-file=config.json="$STATE/ephemeral.json" \
+  --from-file=ca.crt="$STATE/pki/ca.crt" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+kubectl -n $NS create secret generic lbcsi-ephemeral-jwt --type=lightbitslabs.com/jwt \
+  --from-literal=jwt="$jwt" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 sed -e "s|@SIM_DIR@|$SIM_DIR|g" -e "s|@CONTROL_PLANE@|${NODES[0]}|g" \
   "$LBCSI_REPO/tests/k8s/manifests/lightos-sim.yaml" | kubectl apply -f - >/dev/null
 
