@@ -285,6 +285,17 @@ class ContentTest(unittest.TestCase):
                         self.assertIn(p["containerPort"], seen,
                                       f"{obj['metadata']['name']}/{c['name']}: port {p}")
 
+    def test_sidecars_may_read_volume_attributes_classes(self):
+        # The sidecars' current releases watch VolumeAttributesClasses (ModifyVolume, and
+        # mutable parameters at CreateVolume); without the rule their informers never sync.
+        roles = {o["metadata"]["name"]: o for o in self.objs if o["kind"] == "ClusterRole"}
+        for name in ("lbcsi-provisioner", "lbcsi-resizer"):
+            rules = [r for r in roles[name]["rules"]
+                     if "volumeattributesclasses" in r["resources"]]
+            self.assertEqual(len(rules), 1, name)
+            self.assertEqual(rules[0]["apiGroups"], ["storage.k8s.io"], name)
+            self.assertEqual(rules[0]["verbs"], ["get", "list", "watch"], name)
+
     def test_rbac_is_per_sidecar_and_least_privilege(self):
         roles = {o["metadata"]["name"]: o for o in self.objs if o["kind"] == "ClusterRole"}
         self.assertEqual(set(roles), {"lbcsi-provisioner", "lbcsi-attacher", "lbcsi-resizer",
