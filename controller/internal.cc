@@ -91,7 +91,10 @@ void FillCsiSnapshot(const lightos::Snapshot& snap, const std::string& snapshot_
 
 void FillVolumeContext(const lightos::Volume& v,
                        google::protobuf::Map<std::string, std::string>* ctx) {
-  (*ctx)[csictx::kCreatedEmpty] = v.source_snapshot_uuid.empty() ? csictx::kTrue : csictx::kFalse;
+  // A std::string key: GCC 12 at -O3 (Release) reports a false -Warray-bounds in
+  // protobuf's Map::operator[] when the key is a char array.
+  (*ctx)[std::string(csictx::kCreatedEmpty)] =
+      v.source_snapshot_uuid.empty() ? csictx::kTrue : csictx::kFalse;
 }
 
 absl::StatusOr<ResourceId> ParseOurId(std::string_view id) { return ParseResourceId(id); }
