@@ -27,20 +27,31 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 done
 export CGO_ENABLED=0
+# Everything missing in one `go build`: packages shared by the binaries are compiled once and
+# the go command keeps both cores busy. e2e.test and etcd are built on their own.
+todo=()
 for b in "${bins[@]}"; do
-  stamp="$out/.$b.version"  # the release it was built from
-  if [[ -x $out/$b && -f $stamp && $(cat "$stamp") == "$K8S_VERSION" ]]; then
-    continue
-  fi
+  stamp="$out/.$b.version" # the release it was built from
+  [[ -x $out/$b && -f $stamp && $(cat "$stamp") == "$K8S_VERSION" ]] || todo+=("$b")
+done
+cmds=()
+for b in "${todo[@]}"; do
+  [[ $b == e2e.test || $b == etcd ]] || cmds+=("k8s.io/kubernetes/cmd/$b")
+done
+if ((${#cmds[@]})); then
   start=$SECONDS
-  if [[ $b == e2e.test ]]; then
-    go test -c -trimpath -ldflags "$ldflags" -o "$out/$b" k8s.io/kubernetes/test/e2e
-  elif [[ $b == etcd ]]; then
+  go build -trimpath -ldflags "$ldflags" -o "$out/" "${cmds[@]}"
+  for c in "${cmds[@]}"; do echo "$K8S_VERSION" >"$out/.${c##*/}.version"; done
+  echo "built ${cmds[*]##*/} $K8S_VERSION in $((SECONDS - start)) s"
+fi
+for b in "${todo[@]}"; do
+  start=$SECONDS
+  case $b in
+    e2e.test) go test -c -trimpath -ldflags "$ldflags" -o "$out/$b" k8s.io/kubernetes/test/e2e ;;
     # etcd at the version Kubernetes' own module graph pins (go.mod's tool block).
-    go build -trimpath -ldflags "-s -w" -o "$out/$b" go.etcd.io/etcd/server/v3
-  else
-    go build -trimpath -ldflags "$ldflags" -o "$out/$b" "k8s.io/kubernetes/cmd/$b"
-  fi
-  echo "$K8S_VERSION" >"$stamp"
+    etcd) go build -trimpath -ldflags "-s -w" -o "$out/$b" go.etcd.io/etcd/server/v3 ;;
+    *) continue ;;
+  esac
+  echo "$K8S_VERSION" >"$out/.$b.version"
   echo "built $b $K8S_VERSION in $((SECONDS - start)) s"
 done
