@@ -32,7 +32,9 @@ int main(int argc, char** argv) {
   std::string jwt_file = "/etc/lb-csi/jwt";
   std::vector<std::string> clusters;
   std::string log_level = "info", log_format = "text";
-  std::string metrics_address = "127.0.0.1:9808";
+  // Not 9808: that is the livenessprobe sidecar's default port, and the sidecar shares the
+  // controller pod's network namespace (deploy/helm/lbcsi/templates/controller.yaml).
+  std::string metrics_address = "127.0.0.1:9810";
   bool alpha_capabilities = false;
 
   app.add_option("--endpoint", endpoint, "CSI socket (unix://path)")->envname("LBCSI_ENDPOINT")

@@ -46,6 +46,7 @@ ALL_ON = {
     "node.nodeSelector": "{kubernetes.io/os: linux}",
     "helper.ctrlLossTmo": "1800",
     "helper.fastIoFailTmo": "30",
+    "helper.simDataDir": "/var/lib/lbcsi-sim",
 }
 
 
@@ -251,6 +252,49 @@ class ContentTest(unittest.TestCase):
         self.assertIn("--helper-socket=/run/lbcsi/helper.sock", agent["args"])
         sock = [m for m in agent["volumeMounts"] if m["name"] == "helper-socket-dir"][0]
         self.assertTrue(sock["readOnly"])
+
+    def test_no_two_listeners_share_a_port_in_a_pod(self):
+        # Containers of one pod share its network namespace: two listeners on one port
+        # crash-loop whichever binds second (the controller's metrics once defaulted to the
+        # livenessprobe's 9808). A flag left out means the binary's default.
+        controller_default = re.search(r'metrics_address = "[^"]*:(\d+)"',
+                                       (SRC / "controller" / "main.cc").read_text())
+        self.assertIsNotNone(controller_default, "controller/main.cc default metrics address")
+        defaults = {"lbcsi-controller": int(controller_default.group(1)), "livenessprobe": 9808}
+        for objs in (manifest("lbcsi-host-mode.yaml"), manifest("lbcsi-container-mode.yaml"),
+                     docs(render_chart.render(overrides=ALL_ON))):
+            for obj, spec in pod_specs(objs):
+                if spec.get("hostNetwork"):
+                    continue
+                seen = {}
+                for c in spec["containers"]:
+                    ports = set()
+                    for a in c.get("args", []):
+                        m = re.match(r"--(health-port|metrics-address|http-endpoint)=(.*)", a)
+                        if m:
+                            ports.add(int(m.group(2).rsplit(":", 1)[-1]))
+                    if not ports and c["name"] in defaults:
+                        ports.add(defaults[c["name"]])
+                    for p in ports:
+                        self.assertNotIn(p, seen, f"{obj['metadata']['name']}: {c['name']} and "
+                                                  f"{seen.get(p)} both listen on {p}")
+                        seen[p] = c["name"]
+                # Every named containerPort is one some container listens on.
+                for c in spec["containers"]:
+                    for p in c.get("ports", []):
+                        self.assertIn(p["containerPort"], seen,
+                                      f"{obj['metadata']['name']}/{c['name']}: port {p}")
+
+    def test_sidecars_may_read_volume_attributes_classes(self):
+        # The sidecars' current releases watch VolumeAttributesClasses (ModifyVolume, and
+        # mutable parameters at CreateVolume); without the rule their informers never sync.
+        roles = {o["metadata"]["name"]: o for o in self.objs if o["kind"] == "ClusterRole"}
+        for name in ("lbcsi-provisioner", "lbcsi-resizer"):
+            rules = [r for r in roles[name]["rules"]
+                     if "volumeattributesclasses" in r["resources"]]
+            self.assertEqual(len(rules), 1, name)
+            self.assertEqual(rules[0]["apiGroups"], ["storage.k8s.io"], name)
+            self.assertEqual(rules[0]["verbs"], ["get", "list", "watch"], name)
 
     def test_rbac_is_per_sidecar_and_least_privilege(self):
         roles = {o["metadata"]["name"]: o for o in self.objs if o["kind"] == "ClusterRole"}
