@@ -37,6 +37,8 @@ TEST_F(ControllerTest, CreateIsIdempotentAndIdIsShippedFormat) {
 }
 
 TEST_F(ControllerTest, CreateWithProjectSchemeAndHostEncryptionId) {
+  // Plaintext carries the token only to a cluster the operator listed with scheme:grpc.
+  MakeService({std::string(kEndpoints) + "|scheme:grpc"});
   auto req = CreateReq("pvc-p");
   (*req.mutable_parameters())["project-name"] = "team-a";
   (*req.mutable_parameters())["mgmt-scheme"] = "grpc";
@@ -722,6 +724,7 @@ TEST_F(ControllerTest, ModifyVolumeQos) {
 
 // covers: ControllerGetVolume.MUST.volume_condition, ControllerGetVolume.E.NOT_FOUND
 TEST_F(ControllerTest, GetVolumeReportsConditionAndNodes) {
+  MakeService({kEndpoints});  // list mode: the controller-wide token, for listed clusters only
   std::string id = MustCreate("get");
   ASSERT_TRUE(Publish(PublishReq(id, "n1")).ok());
   auto call = [&](const std::string& vid, csi::v1::ControllerGetVolumeResponse* resp) {
