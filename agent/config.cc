@@ -10,6 +10,7 @@
 #include "common/strings.h"
 #include "common/unix_endpoint.h"
 #include "csicontext/keys.h"
+#include "kubeletpaths/kubelet_paths.h"
 
 namespace lbcsi::agent {
 
@@ -181,8 +182,18 @@ absl::Status FinalizeConfig(AgentConfig& c) {
     }
   }
   if (c.max_volumes < 0) return absl::InvalidArgumentError("--max-volumes must not be negative");
+  // Every request path is checked against kubelet's layouts for these two.
+  RETURN_IF_ERROR(kubeletpaths::KubeletLayouts::Create(c.kubelet_root, c.driver_name).status());
   if (!c.ephemeral_config_file.empty()) {
     ASSIGN_OR_RETURN(c.ephemeral, LoadEphemeralConfig(c.ephemeral_config_file));
+  }
+  c.trusted_clusters.clear();
+  for (const std::string& spec : c.trusted_cluster_specs) {
+    ASSIGN_OR_RETURN(ClusterTarget t, ParseClusterSpec(spec, MgmtScheme::kGrpcs));
+    c.trusted_clusters.push_back(std::move(t));
+  }
+  if (c.ephemeral) {
+    c.trusted_clusters.push_back({c.ephemeral->mgmt_endpoints, c.ephemeral->scheme, ""});
   }
   return absl::OkStatus();
 }

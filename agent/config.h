@@ -10,6 +10,7 @@
 
 #include <absl/status/statusor.h>
 
+#include "volumeid/cluster_target.h"
 #include "volumeid/endpoints.h"
 #include "volumeid/resource_id.h"
 
@@ -46,6 +47,11 @@ struct AgentConfig {
   int64_t max_volumes = 256;
   std::string ephemeral_config_file;
   std::optional<EphemeralConfig> ephemeral;  // absent: inline volumes are refused
+  // --trusted-cluster specs (volumeid/cluster_target.h) and, after
+  // FinalizeConfig, the parsed list plus the ephemeral cluster: where the
+  // node-stage fallback may send a token in plaintext (volumeid/credential_scope.h).
+  std::vector<std::string> trusted_cluster_specs;
+  std::vector<ClusterTarget> trusted_clusters;
   std::string version = "0.1.0";
 };
 

@@ -47,6 +47,10 @@ std::string LabelValue(std::string_view s) {
   return out;
 }
 
+// The smallest filesystems mkfs makes (xfsprogs refuses data sections under 300 MiB).
+constexpr uint64_t kMinInlineExt4Bytes = 16ull << 20;
+constexpr uint64_t kMinInlineXfsBytes = 300ull << 20;
+
 struct EphemeralParams {
   uint64_t size_bytes = 0;
   uint32_t replica_count = 1;
@@ -67,7 +71,8 @@ absl::StatusOr<EphemeralParams> CheckAttributes(
     if (IsKubeletKey(key)) continue;
     if (key == "size") {
       absl::StatusOr<uint64_t> size = ParseByteSize(value);
-      if (!size.ok()) return InvalidField(field, StdView(size.status().message()));
+      // Never echo the value: the pod spec is untrusted.
+      if (!size.ok()) return InvalidField(field, "is not a byte count such as 1Gi or 512Mi");
       if (*size == 0) return InvalidField(field, "must be positive");
       if (*size > cfg.max_size_bytes) {
         return InvalidField(field, "exceeds this node's limit of ", cfg.max_size_bytes, " bytes");
@@ -101,6 +106,13 @@ absl::StatusOr<EphemeralParams> CheckAttributes(
                         "contradicts volume_capability.mount.fs_type");
   }
   p.fs_type = !cap_fs.empty() ? cap_fs : !attr_fs.empty() ? attr_fs : cfg.default_fs_type;
+  // Refused here, before anything is created: mkfs cannot make a filesystem
+  // this small, and a failed publish of an inline volume is never unpublished.
+  const uint64_t min_bytes = p.fs_type == "xfs" ? kMinInlineXfsBytes : kMinInlineExt4Bytes;
+  if (p.size_bytes < min_bytes) {
+    return InvalidField("volume_context[\"size\"]", "must be at least ", min_bytes, " bytes for ",
+                        p.fs_type);
+  }
   return p;
 }
 
@@ -136,15 +148,19 @@ absl::Status NodeService::PublishEphemeral(const csi::v1::NodePublishVolumeReque
   ASSIGN_OR_RETURN(CapabilityInfo cap,
                    CheckCapability("volume_capability", req.volume_capability()));
   if (cap.block) return InvalidField("volume_capability", "inline volumes must be filesystems");
+  if (cap.multi_node) {
+    // As CreateVolume: a filesystem cannot be shared between nodes, and an
+    // inline volume belongs to one pod on this node.
+    return InvalidField("volume_capability.access_mode", "inline volumes are single-node");
+  }
   ASSIGN_OR_RETURN(EphemeralParams params,
                    CheckAttributes(*deps_.config.ephemeral, req.volume_context(), cap.fs_type));
   const bool read_only = req.readonly() || cap.reader_only || cap.flags.read_only;
 
-  InFlight::Guard guard = inflight_.TryAcquire(req.volume_id());
-  if (!guard.held()) {
-    return absl::AbortedError(Cat("an operation on volume ", req.volume_id(), " is in progress"));
-  }
-  ASSIGN_OR_RETURN(std::optional<VolumeRecord> loaded, deps_.store->Load(req.volume_id()));
+  const std::string key = VolumeKey(req.volume_id());
+  InFlight::Guard guard = inflight_.TryAcquire(key);
+  if (!guard.held()) return absl::AbortedError("an operation on this volume is in progress");
+  ASSIGN_OR_RETURN(std::optional<VolumeRecord> loaded, LoadRecord(key, req.volume_id()));
   if (loaded && !loaded->ephemeral) {
     return absl::FailedPreconditionError("volume_id names a persistent volume on this node");
   }
@@ -276,7 +292,9 @@ absl::Status NodeService::DeleteEphemeral(VolumeRecord& rec, absl::Time deadline
   if (!e.target_path.empty()) {
     hv1::UnpublishRequest ureq;
     ureq.set_target_path(e.target_path);
-    RETURN_IF_ERROR(deps_.helper->Unpublish(ureq, HelperDeadline(deadline)).status());
+    absl::Status unpublished = deps_.helper->Unpublish(ureq, HelperDeadline(deadline)).status();
+    // A target the helper refuses was never bound by it: nothing of ours is there.
+    if (!unpublished.ok() && !IsPathRefusal(unpublished)) return unpublished;
   }
   CHECKPOINT("eph_unpublish.after_unpublish");
   // The private mount point is the driver's, created by the helper at

@@ -31,8 +31,11 @@ grpc::Status IdentityService::GetPluginCapabilities(grpc::ServerContext*,
   return grpc::Status::OK;
 }
 
-grpc::Status IdentityService::Probe(grpc::ServerContext*, const csi::v1::ProbeRequest*,
+grpc::Status IdentityService::Probe(grpc::ServerContext* ctx, const csi::v1::ProbeRequest*,
                                     csi::v1::ProbeResponse* resp) {
+  if (int q = quarantined_.load(); q > 0 && ctx != nullptr) {
+    ctx->AddTrailingMetadata(kQuarantinedMetadata, std::to_string(q));
+  }
   absl::StatusOr<hv1::GetInfoResponse> info = helper_->GetInfo(absl::Now() + probe_timeout_);
   if (!info.ok()) {
     LOG(kWarn, "probe: helper unreachable", {"status", info.status()});

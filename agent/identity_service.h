@@ -20,6 +20,11 @@ class IdentityService final : public csi::v1::Identity::Service {
                   absl::Duration probe_timeout = absl::Seconds(2));
 
   void SetReconciled(bool done) { reconciled_ = done; }
+  // State records the reconcile quarantined: Probe stays ready (the other
+  // volumes are served) and reports the count in trailing metadata
+  // kQuarantinedMetadata, since ProbeResponse has no detail field.
+  void SetQuarantined(int records) { quarantined_ = records; }
+  static constexpr char kQuarantinedMetadata[] = "lbcsi-quarantined-records";
 
   grpc::Status GetPluginInfo(grpc::ServerContext*, const csi::v1::GetPluginInfoRequest*,
                              csi::v1::GetPluginInfoResponse* resp) override;
@@ -34,6 +39,7 @@ class IdentityService final : public csi::v1::Identity::Service {
   std::shared_ptr<HelperClient> helper_;
   absl::Duration probe_timeout_;
   std::atomic<bool> reconciled_{false};
+  std::atomic<int> quarantined_{0};
 };
 
 }  // namespace lbcsi::agent

@@ -90,6 +90,11 @@ int Run(int argc, char** argv) {
   app.add_option("--ephemeral-config", config.ephemeral_config_file,
                  "JSON file enabling inline ephemeral volumes (cluster, token file, limits)")
       ->envname(env("EPHEMERAL_CONFIG"));
+  app.add_option("--trusted-cluster", config.trusted_cluster_specs,
+                 "LightOS cluster the node-stage fallback may send a token to in plaintext: "
+                 "host:port[,host:port...]|scheme:grpc; repeatable (';'-separated)")
+      ->envname(env("TRUSTED_CLUSTER"))
+      ->delimiter(';');
   CLI11_PARSE(app, argc, argv);
 
   log::Options lopts;
@@ -194,7 +199,9 @@ int Run(int argc, char** argv) {
     while (!stopping) {
       absl::StatusOr<int> n = node.Reconcile(absl::Now() + absl::Minutes(5));
       if (n.ok()) {
-        LOG(kInfo, "start-up reconcile done", {"changed", *n});
+        LOG(kInfo, "start-up reconcile done", {"changed", *n},
+            {"quarantined", node.QuarantinedRecords()});
+        identity.SetQuarantined(node.QuarantinedRecords());
         identity.SetReconciled(true);
         return;
       }

@@ -9,6 +9,9 @@ void DescribeAgentMetrics(metrics::Registry& registry) {
   registry.DescribeHistogram(kRpcSeconds, "CSI call latency in seconds, by method");
   registry.DescribeCounter(kHelperTotal, "calls to the root helper, by method and gRPC code");
   registry.DescribeHistogram(kHelperSeconds, "root helper call latency in seconds, by method");
+  registry.DescribeCounter(kQuarantinedTotal,
+                           "state records the reconcile could not use or undo and moved aside "
+                           "(<state-dir>/quarantine), by reason");
 }
 
 namespace {

@@ -86,7 +86,7 @@ absl::StatusOr<ParsedMountFlags> ParseMountFlags(const std::vector<std::string>&
       if (it == AllowList().end()) {
         // Name the option but never echo a value: mount flags may carry secrets.
         std::string_view name = opt.substr(0, opt.find('='));
-        return InvalidField(kField, "mount option \"", name, "\" is not allowed");
+        return InvalidField(kField, "mount option \"", Excerpt(name), "\" is not allowed");
       }
       out.options.push_back(it->second);
     }

@@ -127,7 +127,17 @@ std::string_view ProofName(int proof) {
 
 }  // namespace
 
-NodeService::NodeService(NodeDeps deps) : deps_(std::move(deps)) {}
+NodeService::NodeService(NodeDeps deps)
+    : deps_(std::move(deps)), token_scope_(deps_.config.trusted_clusters) {
+  absl::StatusOr<kubeletpaths::KubeletLayouts> layouts =
+      kubeletpaths::KubeletLayouts::Create(deps_.config.kubelet_root, deps_.config.driver_name);
+  if (layouts.ok()) {
+    layouts_ = *std::move(layouts);
+  } else {
+    LOG(kError, "kubelet path layouts unusable; every path will be refused",
+        {"status", layouts.status()});
+  }
+}
 
 absl::Status NodeService::Checkpoint(std::string_view point) {
   if (!deps_.crash_hook) return absl::OkStatus();
@@ -253,6 +263,9 @@ absl::StatusOr<NodeService::Where> NodeService::ResolveDataPath(
         "publish_context carries no data-path information and this agent has no LightOS client");
   }
   lightos::ClusterTarget target{id.mgmt_endpoints, id.EffectiveScheme(), id.project};
+  // The volume id names the endpoint: the token goes there only as
+  // volumeid/credential_scope.h allows (never in plaintext to an unlisted cluster).
+  RETURN_IF_ERROR(token_scope_.CheckRequestToken(target));
   lightos::TokenSource token;
   token.inline_token = jwt->second;
   ASSIGN_OR_RETURN(std::shared_ptr<lightos::Client> client,
@@ -454,7 +467,21 @@ absl::Status NodeService::UndoStage(VolumeRecord& rec, absl::Time deadline) {
   if (!rec.stage->block) {
     hv1::UnmountRequest ureq;
     ureq.set_staging_path(rec.stage->path);
-    RETURN_IF_ERROR(deps_.helper->Unmount(ureq, HelperDeadline(deadline)).status());
+    absl::Status unmounted = deps_.helper->Unmount(ureq, HelperDeadline(deadline)).status();
+    // A staging path the helper refuses (a symlinked component, ...) never got
+    // our mount, as the mount was refused too: when its inventory shows none
+    // there, go on and detach, or the record would wedge the volume.
+    if (!unmounted.ok() && !IsTransient(unmounted)) {
+      ASSIGN_OR_RETURN(hv1::InventoryResponse inv,
+                       deps_.helper->Inventory(HelperDeadline(deadline)));
+      for (const auto& m : inv.mounts()) {
+        if (m.path() == rec.stage->path) return unmounted;
+      }
+      LOG(kWarn, "undo: the helper refuses the staging path and nothing is mounted there",
+          {"volume_uuid", rec.volume_uuid}, {"status", unmounted});
+    } else if (!unmounted.ok()) {
+      return unmounted;
+    }
   }
   if (rec.stage->encrypted) RETURN_IF_ERROR(CloseEncryptedVolume(rec.volume_uuid, deadline));
   hv1::DetachRequest dreq;
@@ -465,9 +492,45 @@ absl::Status NodeService::UndoStage(VolumeRecord& rec, absl::Time deadline) {
   return deps_.store->Put(rec);
 }
 
+absl::StatusOr<std::optional<VolumeRecord>> NodeService::LoadRecord(
+    const std::string& key, std::string_view volume_id) const {
+  ASSIGN_OR_RETURN(std::optional<VolumeRecord> rec, deps_.store->Load(key));
+  if (rec || key == volume_id) return rec;
+  return deps_.store->Load(volume_id);
+}
+
+absl::Status NodeService::UnmountIfOurs(std::string_view path, std::string_view uuid, bool bind,
+                                        absl::Time deadline) {
+  ASSIGN_OR_RETURN(hv1::InventoryResponse inv, deps_.helper->Inventory(HelperDeadline(deadline)));
+  bool mounted = false;
+  for (const auto& m : inv.mounts()) {
+    if (m.path() != path) continue;
+    mounted = true;
+    if (uuid.empty() || m.volume_uuid() != uuid) {
+      // Another pod's tmpfs, another driver's bind, another volume of ours:
+      // this node does not know the volume, so it touches none of them.
+      return absl::FailedPreconditionError(
+          "the path holds a mount that is not this volume's; this node has no record of the "
+          "volume, so it leaves the mount alone");
+    }
+  }
+  if (bind) {
+    // Unmounts our bind, or only removes a target directory a lost record left.
+    hv1::UnpublishRequest ureq;
+    ureq.set_target_path(std::string(path));
+    return deps_.helper->Unpublish(ureq, HelperDeadline(deadline)).status();
+  }
+  if (!mounted) return absl::OkStatus();
+  hv1::UnmountRequest ureq;
+  ureq.set_staging_path(std::string(path));
+  return deps_.helper->Unmount(ureq, HelperDeadline(deadline)).status();
+}
+
 absl::Status NodeService::Stage(const csi::v1::NodeStageVolumeRequest& req, absl::Time deadline) {
-  if (req.volume_id().empty()) return InvalidField("volume_id", "is required");
-  RETURN_IF_ERROR(CheckPath("staging_target_path", req.staging_target_path()));
+  RETURN_IF_ERROR(CheckVolumeIdSize(req.volume_id()));
+  const std::string key = VolumeKey(req.volume_id());
+  RETURN_IF_ERROR(CheckKubeletPath("staging_target_path", req.staging_target_path(), layouts_,
+                                   kRequestStagingKinds));
   if (!req.has_volume_capability()) return InvalidField("volume_capability", "is required");
   ASSIGN_OR_RETURN(CapabilityInfo cap,
                    CheckCapability("volume_capability", req.volume_capability()));
@@ -502,11 +565,11 @@ absl::Status NodeService::Stage(const csi::v1::NodeStageVolumeRequest& req, absl
   want.selinux_context = cap.flags.selinux_context;
   want.encrypted = id.host_encryption;
 
-  InFlight::Guard guard = inflight_.TryAcquire(req.volume_id());
+  InFlight::Guard guard = inflight_.TryAcquire(key);
   if (!guard.held()) {
-    return absl::AbortedError(Cat("an operation on volume ", req.volume_id(), " is in progress"));
+    return absl::AbortedError("an operation on this volume is in progress");
   }
-  ASSIGN_OR_RETURN(std::optional<VolumeRecord> loaded, deps_.store->Load(req.volume_id()));
+  ASSIGN_OR_RETURN(std::optional<VolumeRecord> loaded, LoadRecord(key, req.volume_id()));
   VolumeRecord rec = loaded.value_or(VolumeRecord{});
   bool already_staged = false;
   if (rec.stage) {
@@ -532,7 +595,7 @@ absl::Status NodeService::Stage(const csi::v1::NodeStageVolumeRequest& req, absl
   CHECKPOINT("stage.before_intent");
   const bool created_now = !already_staged;
   if (created_now) {
-    rec.volume_id = req.volume_id();
+    if (rec.volume_id.empty()) rec.volume_id = key;
     rec.volume_uuid = id.uuid;
     rec.subsystem_nqn = where.subsystem_nqn;
     StageRecord intent = want;
@@ -573,27 +636,22 @@ absl::Status NodeService::Stage(const csi::v1::NodeStageVolumeRequest& req, absl
 
 absl::Status NodeService::Unstage(const csi::v1::NodeUnstageVolumeRequest& req,
                                   absl::Time deadline) {
-  if (req.volume_id().empty()) return InvalidField("volume_id", "is required");
-  RETURN_IF_ERROR(CheckPath("staging_target_path", req.staging_target_path()));
+  RETURN_IF_ERROR(CheckVolumeIdSize(req.volume_id()));
+  const std::string key = VolumeKey(req.volume_id());
+  RETURN_IF_ERROR(CheckKubeletPath("staging_target_path", req.staging_target_path(), layouts_,
+                                   kRequestStagingKinds));
   ASSIGN_OR_RETURN(ResourceId id, ParseVolumeId(req.volume_id()));
-  InFlight::Guard guard = inflight_.TryAcquire(req.volume_id());
+  InFlight::Guard guard = inflight_.TryAcquire(key);
   if (!guard.held()) {
-    return absl::AbortedError(Cat("an operation on volume ", req.volume_id(), " is in progress"));
+    return absl::AbortedError("an operation on this volume is in progress");
   }
-  ASSIGN_OR_RETURN(std::optional<VolumeRecord> loaded, deps_.store->Load(req.volume_id()));
+  ASSIGN_OR_RETURN(std::optional<VolumeRecord> loaded, LoadRecord(key, req.volume_id()));
   CHECKPOINT("unstage.before_intent");
   if (!loaded || !loaded->stage) {
     // No record (state lost, or already unstaged): converge on what the helper
     // sees, touching only this volume.
+    RETURN_IF_ERROR(UnmountIfOurs(req.staging_target_path(), id.uuid, /*bind=*/false, deadline));
     ASSIGN_OR_RETURN(hv1::InventoryResponse inv, deps_.helper->Inventory(HelperDeadline(deadline)));
-    for (const auto& m : inv.mounts()) {
-      if (m.path() == req.staging_target_path() &&
-          (m.volume_uuid() == id.uuid || m.volume_uuid().empty())) {
-        hv1::UnmountRequest ureq;
-        ureq.set_staging_path(m.path());
-        RETURN_IF_ERROR(deps_.helper->Unmount(ureq, HelperDeadline(deadline)).status());
-      }
-    }
     bool in_use = false;
     for (const auto& m : inv.mounts()) {
       in_use = in_use || (m.volume_uuid() == id.uuid && m.path() != req.staging_target_path());
@@ -646,8 +704,10 @@ absl::Status NodeService::Unstage(const csi::v1::NodeUnstageVolumeRequest& req,
 
 absl::Status NodeService::Publish(const csi::v1::NodePublishVolumeRequest& req,
                                   absl::Time deadline) {
-  if (req.volume_id().empty()) return InvalidField("volume_id", "is required");
-  RETURN_IF_ERROR(CheckPath("target_path", req.target_path()));
+  RETURN_IF_ERROR(CheckVolumeIdSize(req.volume_id()));
+  const std::string key = VolumeKey(req.volume_id());
+  RETURN_IF_ERROR(
+      CheckKubeletPath("target_path", req.target_path(), layouts_, kubeletpaths::kPublishKinds));
   if (!req.has_volume_capability()) return InvalidField("volume_capability", "is required");
   ASSIGN_OR_RETURN(CapabilityInfo cap,
                    CheckCapability("volume_capability", req.volume_capability()));
@@ -659,7 +719,8 @@ absl::Status NodeService::Publish(const csi::v1::NodePublishVolumeRequest& req,
     return absl::FailedPreconditionError(
         "staging_target_path is required: this plugin stages volumes (STAGE_UNSTAGE_VOLUME)");
   }
-  RETURN_IF_ERROR(CheckPath("staging_target_path", req.staging_target_path()));
+  RETURN_IF_ERROR(CheckKubeletPath("staging_target_path", req.staging_target_path(), layouts_,
+                                   kRequestStagingKinds));
   ASSIGN_OR_RETURN(ResourceId id, ParseVolumeId(req.volume_id()));
   PublishRecord want;
   want.phase = PublishPhase::kPublished;
@@ -670,11 +731,11 @@ absl::Status NodeService::Publish(const csi::v1::NodePublishVolumeRequest& req,
   want.mount_options = OptionInts(cap.flags);
   want.selinux_context = cap.flags.selinux_context;
 
-  InFlight::Guard guard = inflight_.TryAcquire(req.volume_id());
+  InFlight::Guard guard = inflight_.TryAcquire(key);
   if (!guard.held()) {
-    return absl::AbortedError(Cat("an operation on volume ", req.volume_id(), " is in progress"));
+    return absl::AbortedError("an operation on this volume is in progress");
   }
-  ASSIGN_OR_RETURN(std::optional<VolumeRecord> loaded, deps_.store->Load(req.volume_id()));
+  ASSIGN_OR_RETURN(std::optional<VolumeRecord> loaded, LoadRecord(key, req.volume_id()));
   if (!loaded || !loaded->stage || loaded->stage->phase != StagePhase::kStaged ||
       loaded->stage->path != req.staging_target_path()) {
     return absl::FailedPreconditionError(
@@ -754,13 +815,15 @@ absl::Status NodeService::Publish(const csi::v1::NodePublishVolumeRequest& req,
 
 absl::Status NodeService::Unpublish(const csi::v1::NodeUnpublishVolumeRequest& req,
                                     absl::Time deadline) {
-  if (req.volume_id().empty()) return InvalidField("volume_id", "is required");
-  RETURN_IF_ERROR(CheckPath("target_path", req.target_path()));
-  InFlight::Guard guard = inflight_.TryAcquire(req.volume_id());
+  RETURN_IF_ERROR(CheckVolumeIdSize(req.volume_id()));
+  const std::string key = VolumeKey(req.volume_id());
+  RETURN_IF_ERROR(
+      CheckKubeletPath("target_path", req.target_path(), layouts_, kubeletpaths::kPublishKinds));
+  InFlight::Guard guard = inflight_.TryAcquire(key);
   if (!guard.held()) {
-    return absl::AbortedError(Cat("an operation on volume ", req.volume_id(), " is in progress"));
+    return absl::AbortedError("an operation on this volume is in progress");
   }
-  ASSIGN_OR_RETURN(std::optional<VolumeRecord> loaded, deps_.store->Load(req.volume_id()));
+  ASSIGN_OR_RETURN(std::optional<VolumeRecord> loaded, LoadRecord(key, req.volume_id()));
   if (loaded && loaded->ephemeral && loaded->ephemeral->target_path == req.target_path()) {
     VolumeRecord rec = *loaded;
     return DeleteEphemeral(rec, deadline, /*from_reconcile=*/false);
@@ -773,11 +836,17 @@ absl::Status NodeService::Unpublish(const csi::v1::NodeUnpublishVolumeRequest& r
     RETURN_IF_ERROR(deps_.store->Save(*rec));
   }
   CHECKPOINT("unpublish.after_intent");
-  // Also when unknown: "already gone" is success, and a target left behind by
-  // a lost record is removed.
-  hv1::UnpublishRequest ureq;
-  ureq.set_target_path(req.target_path());
-  RETURN_IF_ERROR(deps_.helper->Unpublish(ureq, HelperDeadline(deadline)).status());
+  if (known) {
+    hv1::UnpublishRequest ureq;
+    ureq.set_target_path(req.target_path());
+    RETURN_IF_ERROR(deps_.helper->Unpublish(ureq, HelperDeadline(deadline)).status());
+  } else {
+    // Unknown here: "already gone" is success, a target directory a lost
+    // record left is removed, and only a bind of this very volume is undone.
+    absl::StatusOr<ResourceId> id = ParseResourceId(req.volume_id());
+    RETURN_IF_ERROR(
+        UnmountIfOurs(req.target_path(), id.ok() ? id->uuid : "", /*bind=*/true, deadline));
+  }
   CHECKPOINT("unpublish.after_unpublish");
   if (known) {
     rec->publishes.erase(req.target_path());
@@ -791,13 +860,15 @@ absl::Status NodeService::Unpublish(const csi::v1::NodeUnpublishVolumeRequest& r
 
 absl::StatusOr<csi::v1::NodeGetVolumeStatsResponse> NodeService::Stats(
     const csi::v1::NodeGetVolumeStatsRequest& req, absl::Time deadline) {
-  if (req.volume_id().empty()) return InvalidField("volume_id", "is required");
+  RETURN_IF_ERROR(CheckVolumeIdSize(req.volume_id()));
   if (req.volume_path().empty()) return InvalidField("volume_path", "is required");
-  RETURN_IF_ERROR(CheckPath("staging_target_path", req.staging_target_path(), /*required=*/false));
+  RETURN_IF_ERROR(CheckKubeletPath("staging_target_path", req.staging_target_path(), layouts_,
+                                   kRequestStagingKinds, /*required=*/false));
   // Existence first (the spec's NOT_FOUND row): a volume_path is only compared with the paths
-  // this node recorded for the volume, which were checked when they were recorded, so a path
-  // that cannot be one of ours (relative, outside kubelet's root) is simply not found.
-  ASSIGN_OR_RETURN(std::optional<VolumeRecord> rec, deps_.store->Load(req.volume_id()));
+  // this node recorded for the volume, which were checked against kubelet's layouts when they
+  // were recorded, so a path that cannot be one of ours is simply not found.
+  const std::string key = VolumeKey(req.volume_id());
+  ASSIGN_OR_RETURN(std::optional<VolumeRecord> rec, LoadRecord(key, req.volume_id()));
   const std::string& path = req.volume_path();
   bool known =
       rec &&
@@ -838,9 +909,11 @@ absl::StatusOr<csi::v1::NodeGetVolumeStatsResponse> NodeService::Stats(
 
 absl::StatusOr<csi::v1::NodeExpandVolumeResponse> NodeService::Expand(
     const csi::v1::NodeExpandVolumeRequest& req, absl::Time deadline) {
-  if (req.volume_id().empty()) return InvalidField("volume_id", "is required");
+  RETURN_IF_ERROR(CheckVolumeIdSize(req.volume_id()));
   if (req.volume_path().empty()) return InvalidField("volume_path", "is required");
-  RETURN_IF_ERROR(CheckPath("staging_target_path", req.staging_target_path(), /*required=*/false));
+  const std::string key = VolumeKey(req.volume_id());
+  RETURN_IF_ERROR(CheckKubeletPath("staging_target_path", req.staging_target_path(), layouts_,
+                                   kRequestStagingKinds, /*required=*/false));
   int64_t required = req.capacity_range().required_bytes();
   int64_t limit = req.capacity_range().limit_bytes();
   if (required < 0 || limit < 0) return InvalidField("capacity_range", "must not be negative");
@@ -853,7 +926,7 @@ absl::StatusOr<csi::v1::NodeExpandVolumeResponse> NodeService::Expand(
                      CheckCapability("volume_capability", req.volume_capability()));
     cap_block = cap.block;
   }
-  ASSIGN_OR_RETURN(std::optional<VolumeRecord> rec, deps_.store->Load(req.volume_id()));
+  ASSIGN_OR_RETURN(std::optional<VolumeRecord> rec, LoadRecord(key, req.volume_id()));
   const std::string& path = req.volume_path();
   bool known = rec && ((rec->stage && rec->stage->path == path) || rec->publishes.count(path) > 0 ||
                        (rec->ephemeral && rec->ephemeral->target_path == path));
@@ -867,9 +940,9 @@ absl::StatusOr<csi::v1::NodeExpandVolumeResponse> NodeService::Expand(
   if (rec->stage && rec->stage->read_only && !block) {
     return absl::FailedPreconditionError("volume is staged read-only; its filesystem cannot grow");
   }
-  InFlight::Guard guard = inflight_.TryAcquire(req.volume_id());
+  InFlight::Guard guard = inflight_.TryAcquire(key);
   if (!guard.held()) {
-    return absl::AbortedError(Cat("an operation on volume ", req.volume_id(), " is in progress"));
+    return absl::AbortedError("an operation on this volume is in progress");
   }
   hv1::ExpandFilesystemRequest ereq;
   ereq.set_volume_uuid(rec->volume_uuid);

@@ -3,7 +3,9 @@
 // records intents in the state store, and asks the helper to do every
 // privileged step. Never touches a device, a mount or a kubelet directory.
 
+#include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <absl/status/statusor.h>
@@ -16,8 +18,10 @@
 #include "agent/mount_flags.h"
 #include "agent/state/store.h"
 #include "csi/v1/csi.grpc.pb.h"
+#include "kubeletpaths/kubelet_paths.h"
 #include "lightos/client.h"
 #include "metrics/registry.h"
+#include "volumeid/credential_scope.h"
 
 namespace lbcsi::agent {
 
@@ -69,8 +73,10 @@ class NodeService final : public csi::v1::Node::Service {
 
   // Start-up reconcile: compares the records with the helper's inventory (and
   // LightOS for ephemeral volumes) and finishes or undoes half-done operations.
-  // Returns how many records it changed.
+  // Returns how many records it changed. Records it cannot use are
+  // quarantined (agent/reconcile.cc) and counted in QuarantinedRecords().
   absl::StatusOr<int> Reconcile(absl::Time deadline);
+  int QuarantinedRecords() const { return quarantined_.load(); }
 
   // Plain-status entry points (the gRPC methods wrap these); `deadline` is the CO's.
   absl::Status Stage(const csi::v1::NodeStageVolumeRequest& req, absl::Time deadline);
@@ -113,13 +119,26 @@ class NodeService final : public csi::v1::Node::Service {
   // Closes the volume's LUKS mapping (no-op when it is not open).
   absl::Status CloseEncryptedVolume(const std::string& uuid, absl::Time deadline);
   absl::Status UndoStage(state::VolumeRecord& rec, absl::Time deadline);
+  // The record under `key` (VolumeKey), else one an older agent wrote under
+  // the id as the CO spelled it.
+  absl::StatusOr<std::optional<state::VolumeRecord>> LoadRecord(const std::string& key,
+                                                                std::string_view volume_id) const;
+  // Unmounts what the helper's inventory shows at `path` only when it is this
+  // volume's (`uuid`); a mount of anything else is never touched.
+  absl::Status UnmountIfOurs(std::string_view path, std::string_view uuid, bool bind,
+                             absl::Time deadline);
 
   absl::Status PublishEphemeral(const csi::v1::NodePublishVolumeRequest& req, absl::Time deadline);
   absl::Status DeleteEphemeral(state::VolumeRecord& rec, absl::Time deadline, bool from_reconcile);
   absl::StatusOr<std::shared_ptr<lightos::Client>> EphemeralClient();
 
   NodeDeps deps_;
+  CredentialScope token_scope_;  // where the node-stage fallback may send a token
+  // kubelet's path layouts for this root and driver; empty when the
+  // configuration is not usable (every path is then refused).
+  std::optional<kubeletpaths::KubeletLayouts> layouts_;
   InFlight inflight_;
+  std::atomic<int> quarantined_{0};
 };
 
 }  // namespace lbcsi::agent

@@ -1,11 +1,16 @@
 // Start-up reconcile: the records say what was intended, the helper's
 // inventory says what is really mounted and attached. Half-done operations are
 // finished (removals) or undone (creations); completed ones are left alone,
-// because kubelet will call again for them.
+// because kubelet will call again for them. A record that cannot be read, or
+// whose undo fails for good (not a transient error), is quarantined: moved
+// aside, logged, counted and reported by Probe, so that one bad record never
+// keeps the node from serving the others.
 
 #include <set>
 
+#include "agent/metrics.h"
 #include "agent/node_service.h"
+#include "agent/request_checks.h"
 #include "common/logging.h"
 #include "common/status.h"
 
@@ -17,8 +22,32 @@ using state::StagePhase;
 using state::VolumeRecord;
 
 absl::StatusOr<int> NodeService::Reconcile(absl::Time deadline) {
-  ASSIGN_OR_RETURN(std::vector<VolumeRecord> records, deps_.store->LoadAll());
   ASSIGN_OR_RETURN(hv1::InventoryResponse inv, deps_.helper->Inventory(HelperDeadline(deadline)));
+  ASSIGN_OR_RETURN(std::vector<std::string> files, deps_.store->RecordFiles());
+  auto quarantine = [&](const std::string& file, std::string_view reason, const absl::Status& why) {
+    absl::Status moved = deps_.store->Quarantine(file);
+    LOG(kError, "reconcile: quarantined a state record it cannot use; the volume needs a look",
+        {"file", file}, {"reason", reason}, {"status", why}, {"moved", moved.ok()},
+        {"quarantine_dir", deps_.store->quarantine_dir()});
+    if (moved.ok()) {
+      quarantined_.fetch_add(1);
+      if (deps_.metrics != nullptr) {
+        deps_.metrics->Increment(kQuarantinedTotal, {{"reason", std::string(reason)}});
+      }
+    }
+    return moved;
+  };
+  std::vector<VolumeRecord> records;
+  for (const std::string& file : files) {
+    absl::StatusOr<VolumeRecord> rec = deps_.store->LoadFile(file);
+    if (rec.ok()) {
+      records.push_back(*std::move(rec));
+    } else if (!IsTransient(rec.status())) {
+      RETURN_IF_ERROR(quarantine(file, "unreadable", rec.status()));
+    } else {
+      return rec.status();
+    }
+  }
   std::set<std::string> mounted;
   for (const auto& m : inv.mounts()) mounted.insert(m.path());
   std::set<std::string> attached;
@@ -79,7 +108,11 @@ absl::StatusOr<int> NodeService::Reconcile(absl::Time deadline) {
       }
       return absl::OkStatus();
     }();
-    if (!s.ok()) {
+    if (!s.ok() && !IsTransient(s) && !IsSimulatedCrash(s)) {
+      // Final: retrying cannot fix it, and failing here would keep Probe
+      // not-ready for every other volume.
+      RETURN_IF_ERROR(quarantine(state::Store::FileName(rec.volume_id), "undo failed", s));
+    } else if (!s.ok()) {
       LOG(kWarn, "reconcile failed for a volume", {"volume_id", rec.volume_id}, {"status", s});
       if (first_error.ok()) first_error = s;
     }

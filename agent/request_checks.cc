@@ -15,11 +15,46 @@ absl::Status CheckPath(std::string_view field, std::string_view path, bool requi
   }
   if (path.front() != '/') return InvalidField(field, "must be an absolute path");
   if (path.size() >= PATH_MAX) return InvalidField(field, "is too long");
-  if (path.find('\0') != std::string_view::npos) return InvalidField(field, "holds a NUL byte");
+  for (char c : path) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) return InvalidField(field, "holds a NUL or control byte");
+  }
+  if (path.size() > 1 && path.back() == '/') return InvalidField(field, "must not end in '/'");
   for (std::string_view part : Split(path.substr(1), '/')) {
+    if (part.empty()) return InvalidField(field, "must not hold an empty component (\"//\")");
     if (part == "." || part == "..") return InvalidField(field, "must not hold . or .. components");
+    if (part.size() > NAME_MAX) {
+      return InvalidField(field, "holds a component longer than ", NAME_MAX, " bytes");
+    }
   }
   return absl::OkStatus();
+}
+
+absl::Status CheckKubeletPath(std::string_view field, std::string_view path,
+                              const std::optional<kubeletpaths::KubeletLayouts>& layouts,
+                              std::initializer_list<kubeletpaths::PathKind> kinds, bool required) {
+  RETURN_IF_ERROR(CheckPath(field, path, required));
+  if (path.empty()) return absl::OkStatus();
+  if (!layouts) {
+    return absl::FailedPreconditionError(
+        "this agent's --kubelet-root or --driver-name is not usable for kubelet's path layouts");
+  }
+  return layouts->Classify(field, path, kinds).status();
+}
+
+absl::Status CheckVolumeIdSize(std::string_view volume_id) {
+  if (volume_id.empty()) return InvalidField("volume_id", "is required");
+  if (volume_id.size() > kMaxVolumeIdBytes) {
+    return InvalidField("volume_id", "is longer than ", kMaxVolumeIdBytes, " bytes");
+  }
+  return absl::OkStatus();
+}
+
+std::string VolumeKey(std::string_view volume_id) {
+  absl::StatusOr<ResourceId> id = ParseResourceId(volume_id);
+  if (!id.ok()) return std::string(volume_id);
+  absl::StatusOr<std::string> canonical = FormatResourceId(*id);
+  return canonical.ok() ? *canonical : std::string(volume_id);
 }
 
 absl::StatusOr<CapabilityInfo> CheckCapability(std::string_view field,
@@ -30,7 +65,7 @@ absl::StatusOr<CapabilityInfo> CheckCapability(std::string_view field,
     case csi::v1::VolumeCapability::kMount: {
       std::string fs = ToLower(cap.mount().fs_type());
       if (!fs.empty() && fs != "ext4" && fs != "xfs") {
-        return InvalidField(Cat(field, ".mount.fs_type"), "\"", fs,
+        return InvalidField(Cat(field, ".mount.fs_type"), "\"", Excerpt(fs),
                             "\" is not supported (ext4 or xfs)");
       }
       info.fs_type = fs;
@@ -82,6 +117,11 @@ bool IsTransient(const absl::Status& s) {
     case absl::StatusCode::kResourceExhausted: return true;
     default: return false;
   }
+}
+
+bool IsPathRefusal(const absl::Status& s) {
+  return s.code() == absl::StatusCode::kInvalidArgument ||
+         s.code() == absl::StatusCode::kPermissionDenied;
 }
 
 }  // namespace lbcsi::agent

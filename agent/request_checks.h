@@ -2,6 +2,8 @@
 // Validation of what kubelet sends, shared by the node RPCs. Every error names
 // the request field; nothing here echoes secrets or mount-flag values.
 
+#include <initializer_list>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -9,6 +11,7 @@
 
 #include "agent/mount_flags.h"
 #include "csi/v1/csi.pb.h"
+#include "kubeletpaths/kubelet_paths.h"
 #include "volumeid/resource_id.h"
 
 namespace lbcsi::agent {
@@ -24,8 +27,36 @@ struct CapabilityInfo {
   ParsedMountFlags flags;
 };
 
-// Absolute, no "." or ".." components, no NUL, at most PATH_MAX.
+// Absolute and in one spelling only: no "." or ".." components, no empty
+// component ("//"), no trailing '/', no NUL or control byte, components of at
+// most NAME_MAX bytes, at most PATH_MAX in all.
 absl::Status CheckPath(std::string_view field, std::string_view path, bool required = true);
+// CheckPath, and one of kubelet's layouts of this driver for the field
+// (kubeletpaths/kubelet_paths.h, the definition the helper checks again):
+// anything else is refused before the first attach or LightOS call. Without
+// `layouts` (a configuration the library refused) every path is refused.
+absl::Status CheckKubeletPath(std::string_view field, std::string_view path,
+                              const std::optional<kubeletpaths::KubeletLayouts>& layouts,
+                              std::initializer_list<kubeletpaths::PathKind> kinds,
+                              bool required = true);
+// The kinds each request field may name. Kubelet never hands out the driver's
+// own inline mount points (kEphemeral), so no request may name one.
+inline constexpr std::initializer_list<kubeletpaths::PathKind> kRequestStagingKinds = {
+    kubeletpaths::PathKind::kStageMount, kubeletpaths::PathKind::kStageMountLegacy,
+    kubeletpaths::PathKind::kStageBlock};
+inline constexpr std::initializer_list<kubeletpaths::PathKind> kRequestVolumePathKinds = {
+    kubeletpaths::PathKind::kStageMount, kubeletpaths::PathKind::kStageMountLegacy,
+    kubeletpaths::PathKind::kStageBlock, kubeletpaths::PathKind::kPublishMount,
+    kubeletpaths::PathKind::kPublishBlock};
+
+// Volume ids are keys of locks and state records; ours are a few hundred bytes.
+inline constexpr size_t kMaxVolumeIdBytes = 4096;
+// INVALID_ARGUMENT when empty or longer than kMaxVolumeIdBytes.
+absl::Status CheckVolumeIdSize(std::string_view volume_id);
+
+// The key a volume's lock and record use: the canonical spelling of an id of
+// ours (one volume, one key, however the id is spelled), else the id as given.
+std::string VolumeKey(std::string_view volume_id);
 
 // INVALID_ARGUMENT for a missing access type, an unknown access mode, an
 // unsupported fs type or a mount flag outside the allow-list.
@@ -37,5 +68,9 @@ absl::StatusOr<ResourceId> ParseVolumeId(std::string_view volume_id);
 
 // True for codes after which the CO retries or calls the negation: keep state.
 bool IsTransient(const absl::Status& status);
+
+// True when the helper refused a path outright (INVALID_ARGUMENT or
+// PERMISSION_DENIED): it never mounted anything there, so an undo may go on.
+bool IsPathRefusal(const absl::Status& status);
 
 }  // namespace lbcsi::agent

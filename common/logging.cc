@@ -40,12 +40,37 @@ std::shared_ptr<spdlog::logger> MakeStderrLogger() {
   return logger;
 }
 
+bool IsControl(char c) {
+  auto u = static_cast<unsigned char>(c);
+  return u < 0x20 || u == 0x7f;
+}
+
 bool NeedsQuotes(std::string_view value) {
   if (value.empty()) return true;
   for (char c : value) {
-    if (c == ' ' || c == '"' || c == '=' || c == '\n' || c == '\t') return true;
+    // Control bytes (NUL, ESC, newlines from a hostile id) are escaped by quoting.
+    if (c == ' ' || c == '"' || c == '=' || IsControl(c)) return true;
   }
   return false;
+}
+
+// The free-text message of a text line with control bytes as \xNN: one event,
+// one line, nothing a terminal interprets.
+std::string EscapeControl(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  static const char kHex[] = "0123456789abcdef";
+  for (char c : text) {
+    if (!IsControl(c)) {
+      out.push_back(c);
+      continue;
+    }
+    auto u = static_cast<unsigned char>(c);
+    out += "\\x";
+    out.push_back(kHex[u >> 4]);
+    out.push_back(kHex[u & 15]);
+  }
+  return out;
 }
 
 std::string Quote(std::string_view value) {
@@ -150,7 +175,7 @@ std::string FormatLine(Level level, std::string_view message, std::initializer_l
   for (char& c : level_name) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   std::string out = Cat(ts, " ", level_name, " ");
   if (!component.empty()) out += Cat(component, ": ");
-  out += msg;
+  out += EscapeControl(msg);
   for (const Field& f : fields) {
     std::string value = ScrubSecrets(f.value());
     out += Cat(" ", f.key(), "=", (f.quoted() && NeedsQuotes(value)) ? Quote(value) : value);

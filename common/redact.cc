@@ -1,6 +1,9 @@
 #include "common/redact.h"
 
 #include <algorithm>
+#include <chrono>
+#include <iterator>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -63,6 +66,22 @@ std::shared_mutex g_secrets_mu;
 std::set<std::string, std::less<>>& Secrets() {
   static auto* secrets = new std::set<std::string, std::less<>>();
   return *secrets;
+}
+
+// Request-scoped secrets, newest use time per value (guarded by g_secrets_mu).
+using SteadyTime = std::chrono::steady_clock::time_point;
+struct TransientSecrets {
+  std::map<std::string, SteadyTime, std::less<>> by_value;
+  size_t bytes = 0;
+};
+TransientSecrets& Transient() {
+  static auto* transient = new TransientSecrets();
+  return *transient;
+}
+
+void EraseTransient(TransientSecrets& t, decltype(TransientSecrets::by_value)::iterator it) {
+  t.bytes -= it->first.size();
+  t.by_value.erase(it);
 }
 
 bool IsBase64UrlChar(char c) {
@@ -131,6 +150,32 @@ void RegisterSecret(std::string_view secret) {
   Secrets().emplace(secret);
 }
 
+void RegisterTransientSecret(std::string_view secret) {
+  if (secret.size() < 4 || secret.size() > kMaxTransientSecretBytes) return;
+  const SteadyTime now = std::chrono::steady_clock::now();
+  std::unique_lock lock(g_secrets_mu);
+  TransientSecrets& t = Transient();
+  for (auto it = t.by_value.begin(); it != t.by_value.end();) {
+    auto next = std::next(it);
+    if (now - it->second > kTransientSecretTtl) EraseTransient(t, it);
+    it = next;
+  }
+  auto [it, inserted] = t.by_value.try_emplace(std::string(secret), now);
+  it->second = now;
+  if (inserted) t.bytes += secret.size();
+  while (t.by_value.size() > kMaxTransientSecrets || t.bytes > kMaxTransientSecretBytes) {
+    auto oldest =
+        std::min_element(t.by_value.begin(), t.by_value.end(),
+                         [](const auto& a, const auto& b) { return a.second < b.second; });
+    EraseTransient(t, oldest);
+  }
+}
+
+size_t TransientSecretBytes() {
+  std::shared_lock lock(g_secrets_mu);
+  return Transient().bytes;
+}
+
 void ForgetSecret(std::string_view secret) {
   std::unique_lock lock(g_secrets_mu);
   auto it = Secrets().find(secret);
@@ -141,13 +186,15 @@ std::string ScrubSecrets(std::string_view text) {
   std::string out(text);
   {
     std::shared_lock lock(g_secrets_mu);
-    for (const std::string& secret : Secrets()) {
+    auto mask = [&out](const std::string& secret) {
       size_t pos = 0;
       while ((pos = out.find(secret, pos)) != std::string::npos) {
         out.replace(pos, secret.size(), kRedacted);
         pos += kRedacted.size();
       }
-    }
+    };
+    for (const std::string& secret : Secrets()) mask(secret);
+    for (const auto& [secret, used] : Transient().by_value) mask(secret);
   }
   return MaskJwts(std::move(out));
 }

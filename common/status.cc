@@ -9,8 +9,15 @@ namespace lbcsi {
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      ScrubSecrets(StdView(status.message())));
+  std::string message = ScrubSecrets(StdView(status.message()));
+  if (message.size() > kMaxErrorMessageBytes) {
+    // A message that names a huge request value would otherwise exceed the
+    // peer's metadata limit and arrive as RESOURCE_EXHAUSTED instead of its code.
+    const size_t dropped = message.size() - kMaxErrorMessageBytes;
+    message.resize(kMaxErrorMessageBytes);
+    message += Cat("... (", dropped, " more bytes)");
+  }
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), message);
 }
 
 absl::Status FromGrpcStatus(const grpc::Status& status) {

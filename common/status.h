@@ -12,6 +12,8 @@
 
 namespace lbcsi {
 
+// Error messages longer than this are cut at the RPC edge.
+inline constexpr size_t kMaxErrorMessageBytes = 1024;
 // Converts at a service edge. The message is scrubbed of anything that looks
 // like a secret (see common/redact.h) as a last line of defence.
 grpc::Status ToGrpcStatus(const absl::Status& status);

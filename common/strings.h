@@ -54,6 +54,17 @@ inline bool ConsumePrefix(std::string_view* s, std::string_view prefix) {
   return true;
 }
 
+// An untrusted value as an error message may show it: printable ASCII only
+// (anything else becomes '?'), at most `max` bytes, "..." when cut.
+inline std::string Excerpt(std::string_view untrusted, size_t max = 64) {
+  std::string out;
+  for (char c : untrusted.substr(0, max)) {
+    out.push_back(c >= 0x20 && c < 0x7f ? c : '?');
+  }
+  if (untrusted.size() > max) out += "...";
+  return out;
+}
+
 inline bool Contains(std::string_view haystack, std::string_view needle) {
   return haystack.find(needle) != std::string_view::npos;
 }

@@ -4,7 +4,7 @@
 
 #include <chrono>
 
-#include "common/redact.h"
+#include "common/status.h"
 #include "common/strings.h"
 #include "controller/internal.h"
 #include "controller/rpc_runner.h"
@@ -14,7 +14,15 @@ namespace lbcsi::controller {
 ControllerService::ControllerService(ControllerOptions options,
                                      std::shared_ptr<lightos::ClientFactory> factory,
                                      metrics::Registry& registry)
-    : options_(std::move(options)), factory_(std::move(factory)), registry_(registry) {
+    : options_(std::move(options)),
+      scope_([this] {
+        std::vector<lightos::ClusterTarget> trusted = options_.clusters;
+        trusted.insert(trusted.end(), options_.trusted_clusters.begin(),
+                       options_.trusted_clusters.end());
+        return CredentialScope(trusted);
+      }()),
+      factory_(std::move(factory)),
+      registry_(registry) {
   DescribeRpcMetrics(registry_);
 }
 
@@ -36,18 +44,22 @@ lightos::CallOptions ControllerService::CallOptionsFor(const grpc::ServerContext
 
 absl::StatusOr<std::shared_ptr<lightos::Client>> ControllerService::ClientFor(
     const lightos::ClusterTarget& target, const SecretMap* secrets) {
+  // The token goes only where volumeid/credential_scope.h allows, checked
+  // before anything is dialled: the endpoint comes from the request.
   lightos::TokenSource token;
   if (secrets != nullptr) {
     if (auto it = secrets->find("jwt"); it != secrets->end() && !it->second.empty()) {
+      RETURN_IF_ERROR(scope_.CheckRequestToken(target));
       token.inline_token = it->second;
-      RegisterSecret(it->second);
+      return factory_->GetClient(target, token);
     }
   }
-  token.token_file = options_.jwt_file;
-  if (token.inline_token.empty() && token.token_file.empty()) {
+  if (options_.jwt_file.empty()) {
     return absl::UnauthenticatedError(
         "no LightOS token: the request's secrets have no \"jwt\" key and no --jwt-file is set");
   }
+  RETURN_IF_ERROR(scope_.CheckOperatorToken(target));
+  token.token_file = options_.jwt_file;
   return factory_->GetClient(target, token);
 }
 

@@ -16,6 +16,7 @@
 #include "csi/v1/csi.grpc.pb.h"
 #include "lightos/client.h"
 #include "metrics/registry.h"
+#include "volumeid/credential_scope.h"
 #include "volumeid/resource_id.h"
 
 namespace lbcsi::controller {
@@ -103,6 +104,7 @@ class ControllerService final : public csi::v1::Controller::Service {
   absl::Status DoModify(const Opts& o, const csi::v1::ControllerModifyVolumeRequest& req);
 
   ControllerOptions options_;
+  CredentialScope scope_;  // where tokens may go
   std::shared_ptr<lightos::ClientFactory> factory_;
   metrics::Registry& registry_;
   Inflight inflight_;

@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <tuple>
 
 #include <CLI/CLI.hpp>
 
@@ -31,6 +32,7 @@ int main(int argc, char** argv) {
   bool insecure = false;
   std::string jwt_file = "/etc/lb-csi/jwt";
   std::vector<std::string> clusters;
+  std::vector<std::string> trusted_clusters;
   std::string log_level = "info", log_format = "text";
   // Not 9808: that is the livenessprobe sidecar's default port, and the sidecar shares the
   // controller pod's network namespace (deploy/helm/lbcsi/templates/controller.yaml).
@@ -63,6 +65,12 @@ int main(int argc, char** argv) {
                  "host:port[,host:port...][|proj:<project>][|scheme:grpc|grpcs]; repeatable "
                  "(env: ';'-separated)")
       ->envname("LBCSI_CLUSTER")->delimiter(';');
+  app.add_option("--trusted-cluster", trusted_clusters,
+                 "More clusters the --jwt-file token may be sent to (besides --cluster): "
+                 "host:port[,host:port...][|scheme:grpc|grpcs]; scheme:grpc allows tokens in "
+                 "plaintext to it; repeatable (';'-separated)")
+      ->envname("LBCSI_TRUSTED_CLUSTER")
+      ->delimiter(';');
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")
       ->envname("LBCSI_LOG_LEVEL")->capture_default_str();
   app.add_option("--log-format", log_format, "text|json")->envname("LBCSI_LOG_FORMAT")
@@ -96,14 +104,22 @@ int main(int argc, char** argv) {
         {"driver_name", driver_name});
     return 2;
   }
-  for (const std::string& spec : clusters) {
-    absl::StatusOr<lightos::ClusterTarget> t =
-        controller::ParseClusterSpec(spec, options.default_scheme);
-    if (!t.ok()) {
-      LOG(kError, "bad --cluster", {"error", StdView(t.status().message())});
-      return 2;
+  for (auto [flag, specs, out] :
+       {std::tuple{"--cluster", &clusters, &options.clusters},
+        std::tuple{"--trusted-cluster", &trusted_clusters, &options.trusted_clusters}}) {
+    for (const std::string& spec : *specs) {
+      absl::StatusOr<lightos::ClusterTarget> t = ParseClusterSpec(spec, options.default_scheme);
+      if (!t.ok()) {
+        LOG(kError, "bad cluster flag", {"flag", flag}, {"error", StdView(t.status().message())});
+        return 2;
+      }
+      out->push_back(*t);
     }
-    options.clusters.push_back(*t);
+  }
+  if (jwt_opt->count() > 0 && options.clusters.empty() && options.trusted_clusters.empty()) {
+    LOG(kWarn,
+        "no --cluster or --trusted-cluster: the --jwt-file token is sent to no cluster; "
+        "every request needs its own \"jwt\" secret");
   }
   options.jwt_file_required = jwt_opt->count() > 0 || !options.clusters.empty();
 

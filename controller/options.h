@@ -2,10 +2,8 @@
 // Settings of the controller service, filled from flags/env by main().
 
 #include <string>
-#include <string_view>
 #include <vector>
 
-#include <absl/status/statusor.h>
 #include <absl/time/time.h>
 
 #include "lightos/client.h"
@@ -31,13 +29,12 @@ struct ControllerOptions {
   // as the reference drivers do: a CO or a conformance tool that does not know an alpha
   // capability rejects the whole capability list.
   bool alpha_capabilities = false;
+  // More clusters the controller-wide token may be sent to (--trusted-cluster);
+  // together with `clusters` they form the CredentialScope
+  // (volumeid/credential_scope.h). A cluster with scheme grpc opts in to plaintext.
+  std::vector<lightos::ClusterTarget> trusted_clusters;
   // Upper bound for a call whose caller sent no deadline.
   absl::Duration default_timeout = absl::Minutes(5);
 };
-
-// One --cluster value: "<host:port>[,<host:port>...][|proj:<project>][|scheme:grpc|grpcs]"
-// (the volume-id field spelling). INVALID_ARGUMENT naming the part.
-absl::StatusOr<lightos::ClusterTarget> ParseClusterSpec(std::string_view spec,
-                                                        MgmtScheme default_scheme);
 
 }  // namespace lbcsi::controller

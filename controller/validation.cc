@@ -96,13 +96,15 @@ absl::Status CheckSupported(const csi::v1::VolumeCapability& cap, const Capabili
   }
   if (parsed.type == AccessType::kMount) {
     if (!parsed.fs_type.empty() && parsed.fs_type != "ext4" && parsed.fs_type != "xfs") {
-      return InvalidField(Cat(field, ".mount.fs_type"), "\"", parsed.fs_type,
+      return InvalidField(Cat(field, ".mount.fs_type"), "\"", Excerpt(parsed.fs_type),
                           "\" is not supported (ext4 or xfs)");
     }
     for (int i = 0; i < cap.mount().mount_flags_size(); ++i) {
       const std::string& flag = cap.mount().mount_flags(i);
       if (!IsAllowedMountFlag(flag)) {
-        return InvalidField(Cat(field, ".mount.mount_flags[", i, "]"), "\"", flag,
+        // Name the option, never its value: mount flags may carry secrets.
+        return InvalidField(Cat(field, ".mount.mount_flags[", i, "]"), "\"",
+                            Excerpt(std::string_view(flag).substr(0, flag.find('='))),
                             "\" is not an allowed mount option (allowed: noatime, nodiratime, "
                             "discard, nouuid, ro, nosuid, nodev, noexec)");
       }

@@ -19,17 +19,14 @@
 #include <absl/status/statusor.h>
 #include <absl/time/time.h>
 
+#include "volumeid/cluster_target.h"
 #include "volumeid/endpoints.h"
 #include "volumeid/resource_id.h"
 
 namespace lbcsi::lightos {
 
 // Which cluster to talk to and how; the pool key together with the CA bundle.
-struct ClusterTarget {
-  std::vector<HostPort> endpoints;  // management endpoints, canonical order
-  MgmtScheme scheme = MgmtScheme::kGrpcs;
-  std::string project;  // empty: the cluster's default project
-};
+using ClusterTarget = ::lbcsi::ClusterTarget;
 
 enum class VolumeState { kUnknown, kCreating, kAvailable, kDeleting, kDeleted, kFailed, kUpdating, kRollback, kMigrating };
 enum class ProtectionState { kUnknown, kFullyProtected, kDegraded, kReadOnly, kNotAvailable };

@@ -58,6 +58,15 @@ absl::StatusOr<std::shared_ptr<Client>> PooledClientFactory::GetClient(const Clu
       }
       provider = slot;
     }
+    if (!connections_.contains(key) && connections_.size() >= options_.max_connections) {
+      for (auto it = connections_.begin(); it != connections_.end();) {
+        it = it->second.use_count() == 1 ? connections_.erase(it) : std::next(it);
+      }
+      if (connections_.size() >= options_.max_connections) {
+        return absl::UnavailableError(
+            Cat("all ", options_.max_connections, " LightOS connections are in use; retry later"));
+      }
+    }
     auto& entry = connections_[key];
     if (!entry) {
       ConnectionOptions conn_options = options_.client.connection;

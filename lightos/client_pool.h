@@ -23,6 +23,10 @@ struct PoolOptions {
   GrpcClientOptions client;  // the TLS options here apply unless GetClient is given others
   absl::Duration idle_timeout = absl::Minutes(5);
   bool start_janitor = true;  // sweep every min(idle_timeout / 2, 30 s) in a thread
+  // Clusters are named by requests, so the pool is bounded: at this many
+  // entries, a new one first drops every entry no caller holds; when all are
+  // in use, GetClient is UNAVAILABLE (retry) instead of growing.
+  size_t max_connections = 64;
 };
 
 class PooledClientFactory : public ClientFactory {

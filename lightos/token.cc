@@ -45,8 +45,12 @@ absl::StatusOr<std::string> CleanToken(std::string_view raw) {
 absl::StatusOr<std::shared_ptr<TokenProvider>> TokenProvider::Create(const TokenSource& source) {
   std::string inline_token;
   if (!source.inline_token.empty()) {
+    if (source.inline_token.size() > kMaxTokenBytes) {
+      return absl::InvalidArgumentError(
+          Cat("LightOS token in the request's secrets is larger than ", kMaxTokenBytes, " bytes"));
+    }
     ASSIGN_OR_RETURN(inline_token, CleanToken(source.inline_token));
-    RegisterSecret(inline_token);
+    RegisterTransientSecret(inline_token);
   }
   return std::shared_ptr<TokenProvider>(new TokenProvider(inline_token, source.token_file));
 }

@@ -30,7 +30,8 @@ class TokenProvider {
   static absl::StatusOr<std::shared_ptr<TokenProvider>> Create(const TokenSource& source);
 
   // The current token; re-reads the file when it changed. Every token it
-  // returns has been registered with RegisterSecret() so logs mask it.
+  // returns has been registered with RegisterSecret() (a file) or
+  // RegisterTransientSecret() (a request's inline token) so logs mask it.
   absl::StatusOr<std::string> Token();
 
   const std::string& file() const { return file_; }

@@ -15,7 +15,7 @@ bool IsHostChar(char c) {
 }
 
 absl::Status Bad(std::string_view text, std::string_view why) {
-  return absl::InvalidArgumentError(Cat("endpoint \"", text, "\": ", why));
+  return absl::InvalidArgumentError(Cat("endpoint \"", Excerpt(text), "\": ", why));
 }
 
 }  // namespace
@@ -60,9 +60,15 @@ absl::StatusOr<HostPort> ParseHostPort(std::string_view text) {
 
 absl::StatusOr<std::vector<HostPort>> ParseEndpointList(std::string_view csv) {
   if (csv.empty()) return absl::InvalidArgumentError("endpoint list is empty");
+  if (size_t items = std::count(csv.begin(), csv.end(), ',') + 1; items > kMaxEndpoints) {
+    return absl::InvalidArgumentError(
+        Cat("endpoint list has ", items, " items; at most ", kMaxEndpoints, " are allowed"));
+  }
   std::vector<HostPort> out;
   for (std::string_view item : Split(csv, ',')) {
-    if (item.empty()) return absl::InvalidArgumentError(Cat("endpoint list \"", csv, "\" has an empty item"));
+    if (item.empty())
+      return absl::InvalidArgumentError(
+          Cat("endpoint list \"", Excerpt(csv), "\" has an empty item"));
     absl::StatusOr<HostPort> hp = ParseHostPort(item);
     if (!hp.ok()) return hp.status();
     out.push_back(*std::move(hp));

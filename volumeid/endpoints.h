@@ -22,8 +22,12 @@ struct HostPort {
 // Parses one "host:port". The host is lowercased (DNS names are case-insensitive).
 absl::StatusOr<HostPort> ParseHostPort(std::string_view text);
 
-// Parses "a:1,b:2,...": no empty items, no spaces; the result is de-duplicated
-// and sorted by its string form, byte-wise (the shipped plugin's canonical order).
+// A cluster has a handful of management servers; a list is dialled in turn,
+// so its length is bounded where it is parsed.
+inline constexpr size_t kMaxEndpoints = 32;
+
+// Parses "a:1,b:2,...": no empty items, no spaces, at most kMaxEndpoints; the result is
+// de-duplicated and sorted by its string form, byte-wise (the shipped plugin's canonical order).
 absl::StatusOr<std::vector<HostPort>> ParseEndpointList(std::string_view csv);
 
 std::string JoinEndpoints(const std::vector<HostPort>& endpoints);

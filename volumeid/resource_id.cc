@@ -9,7 +9,7 @@ namespace lbcsi {
 namespace {
 
 absl::Status Malformed(std::string_view id, std::string_view why) {
-  return absl::InvalidArgumentError(Cat("malformed id \"", id, "\": ", why));
+  return absl::InvalidArgumentError(Cat("malformed id \"", Excerpt(id), "\": ", why));
 }
 
 bool IsLenientProjectName(std::string_view name) {
@@ -32,23 +32,25 @@ std::string_view MgmtSchemeName(MgmtScheme scheme) {
 absl::StatusOr<MgmtScheme> ParseMgmtScheme(std::string_view name) {
   if (name == "grpcs") return MgmtScheme::kGrpcs;
   if (name == "grpc") return MgmtScheme::kGrpc;
-  return absl::InvalidArgumentError(Cat("scheme \"", name, "\" is not grpcs or grpc"));
+  return absl::InvalidArgumentError(Cat("scheme \"", Excerpt(name), "\" is not grpcs or grpc"));
 }
 
 absl::StatusOr<std::string> NormalizeUuid(std::string_view uuid) {
   static constexpr int kGroups[] = {8, 4, 4, 4, 12};
-  if (uuid.size() != 36) return absl::InvalidArgumentError(Cat("\"", uuid, "\" is not a UUID"));
+  if (uuid.size() != 36)
+    return absl::InvalidArgumentError(Cat("\"", Excerpt(uuid), "\" is not a UUID"));
   size_t pos = 0;
   bool all_zero = true;
   for (int g = 0; g < 5; ++g) {
     for (int i = 0; i < kGroups[g]; ++i, ++pos) {
       if (!std::isxdigit(static_cast<unsigned char>(uuid[pos]))) {
-        return absl::InvalidArgumentError(Cat("\"", uuid, "\" is not a UUID"));
+        return absl::InvalidArgumentError(Cat("\"", Excerpt(uuid), "\" is not a UUID"));
       }
       if (uuid[pos] != '0') all_zero = false;
     }
     if (g < 4) {
-      if (uuid[pos] != '-') return absl::InvalidArgumentError(Cat("\"", uuid, "\" is not a UUID"));
+      if (uuid[pos] != '-')
+        return absl::InvalidArgumentError(Cat("\"", Excerpt(uuid), "\" is not a UUID"));
       ++pos;
     }
   }

@@ -5,11 +5,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
 #include <openssl/sha.h>
 
+#include "common/status.h"
 #include "common/strings.h"
 
 namespace lbcsi::agent::state {
@@ -57,7 +59,7 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
     }
     if (n == 0) break;
     out.append(buf, static_cast<size_t>(n));
-    if (out.size() > (1 << 20)) {
+    if (out.size() > Store::kMaxRecordBytes) {
       close(fd);
       return absl::DataLossError(Cat(path, " is too large for a state record"));
     }
@@ -119,6 +121,11 @@ absl::Status Store::Save(const VolumeRecord& record) {
   std::string final_path = Cat(volumes_dir_, "/", name);
   std::string tmp_path = Cat(volumes_dir_, "/.tmp-", name);
   std::string text = ToJson(record);
+  if (text.size() > kMaxRecordBytes) {
+    return absl::InvalidArgumentError(Cat("the volume's state record would be ", text.size(),
+                                          " bytes, more than the ", kMaxRecordBytes,
+                                          " this node keeps per volume"));
+  }
   int fd = open(tmp_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) return Errno("create", tmp_path);
   size_t off = 0;
@@ -161,7 +168,7 @@ absl::Status Store::Put(const VolumeRecord& record) {
   return record.Empty() ? Remove(record.volume_id) : Save(record);
 }
 
-absl::StatusOr<std::vector<VolumeRecord>> Store::LoadAll() const {
+absl::StatusOr<std::vector<std::string>> Store::RecordFiles() const {
   DIR* d = opendir(volumes_dir_.c_str());
   if (d == nullptr) return Errno("opendir", volumes_dir_);
   std::vector<std::string> names;
@@ -170,17 +177,42 @@ absl::StatusOr<std::vector<VolumeRecord>> Store::LoadAll() const {
     if (name.ends_with(".json") && !name.starts_with(".")) names.emplace_back(name);
   }
   closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+absl::StatusOr<VolumeRecord> Store::LoadFile(const std::string& name) const {
+  std::string path = Cat(volumes_dir_, "/", name);
+  absl::StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok()) return text.status();
+  absl::StatusOr<VolumeRecord> rec = FromJson(*text);
+  if (!rec.ok()) return absl::DataLossError(Cat(path, ": ", rec.status().message()));
+  if (FileName(rec->volume_id) != name) {
+    return absl::DataLossError(Cat(path, " is named for another volume"));
+  }
+  return rec;
+}
+
+std::string Store::quarantine_dir() const {
+  return Cat(volumes_dir_.substr(0, volumes_dir_.rfind('/')), "/quarantine");
+}
+
+absl::Status Store::Quarantine(const std::string& name) {
+  const std::string dir = quarantine_dir();
+  RETURN_IF_ERROR(MakeDir(dir));
+  const std::string from = Cat(volumes_dir_, "/", name);
+  const std::string to = Cat(dir, "/", name);
+  if (rename(from.c_str(), to.c_str()) != 0) return Errno("rename", from);
+  RETURN_IF_ERROR(FsyncDir(dir));
+  return FsyncDir(volumes_dir_);
+}
+
+absl::StatusOr<std::vector<VolumeRecord>> Store::LoadAll() const {
+  ASSIGN_OR_RETURN(std::vector<std::string> names, RecordFiles());
   std::vector<VolumeRecord> out;
   for (const std::string& name : names) {
-    std::string path = Cat(volumes_dir_, "/", name);
-    absl::StatusOr<std::string> text = ReadFile(path);
-    if (!text.ok()) return text.status();
-    absl::StatusOr<VolumeRecord> rec = FromJson(*text);
-    if (!rec.ok()) return absl::DataLossError(Cat(path, ": ", rec.status().message()));
-    if (FileName(rec->volume_id) != name) {
-      return absl::DataLossError(Cat(path, " is named for another volume"));
-    }
-    out.push_back(*std::move(rec));
+    ASSIGN_OR_RETURN(VolumeRecord rec, LoadFile(name));
+    out.push_back(std::move(rec));
   }
   return out;
 }

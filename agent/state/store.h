@@ -31,6 +31,19 @@ class Store {
   // Every record; unreadable ones are reported, not skipped silently.
   absl::StatusOr<std::vector<VolumeRecord>> LoadAll() const;
 
+  // For a reconcile that must get past a record it cannot use: the record
+  // files, one of them by name (DATA_LOSS when it is unreadable or misnamed),
+  // and moving one aside to <state-dir>/quarantine/ where nothing reads it.
+  absl::StatusOr<std::vector<std::string>> RecordFiles() const;
+  absl::StatusOr<VolumeRecord> LoadFile(const std::string& name) const;
+  absl::Status Quarantine(const std::string& name);
+  std::string quarantine_dir() const;
+
+  // Records are refused before they are written when larger than this (the
+  // read side refuses the same size): one request cannot make a record that
+  // wedges every later start-up.
+  static constexpr size_t kMaxRecordBytes = 1 << 20;
+
   // The file name (without directory) a volume's record lives in.
   static std::string FileName(std::string_view volume_id);
   const std::string& volumes_dir() const { return volumes_dir_; }

@@ -212,6 +212,7 @@ const SyscallRule kRules[] = {
     FAIL("semop", kEncryption, ENOSYS), FAIL("semtimedop", kEncryption, ENOSYS),
     ALLOW_IF("getpriority", kEncryption, EQ(0, PRIO_PROCESS), EQ(1, 0)),
     FAIL("setpriority", kEncryption, EACCES),
+    ALLOW("mlock", kEncryption), ALLOW("munlock", kEncryption),  // crypt_safe_alloc/free
 
     // --- never: these fall through to the default action ----------------------------------
     DENY("execve"), DENY("execveat"), DENY("fork"), DENY("vfork"), DENY("ptrace"),
@@ -286,7 +287,10 @@ constexpr GroupText kGroups[] = {
      "semaphores fail with ENOSYS (udev cookies, switched off at start-up); libcryptsetup's PBKDF "
      "benchmark for a new key slot reads its own nice value and tries to raise its priority: "
      "getpriority of itself is allowed, setpriority fails with EACCES (the kernel's answer "
-     "without CAP_SYS_NICE), which it tolerates"},
+     "without CAP_SYS_NICE), which it tolerates; mlock/munlock: libcryptsetup's "
+     "crypt_safe_alloc locks every buffer that holds a key or passphrase so it never reaches "
+     "swap (bounded by RLIMIT_MEMLOCK; ASan builds intercept mlock, so only release builds "
+     "reach the kernel)"},
     {SyscallGroup::kForbidden, "forbidden",
      "never allowed (listed for review; not in the filter, so the default action applies): "
      "exec belongs to the mkfs spawner alone"},

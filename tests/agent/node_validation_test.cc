@@ -115,13 +115,15 @@ TEST_F(ValidationTest, LongPathsAreAccepted) {
   CSI_CONFORMANCE("NodePublishVolume.MUST.path_min_128");
   CSI_CONFORMANCE("NodeUnstageVolume.MUST.path_min_128");
   env.AddBlank(1);
-  std::string longdir = env.kubelet_ + "/" + std::string(200, 'a');
+  // Long names inside kubelet's layouts (kubeletpaths/kubelet_paths.h).
+  const std::string name(200, 'a');
   auto s = env.StageReq(1, AgentEnv::MountCap());
-  s.set_staging_target_path(longdir + "/globalmount");
+  s.set_staging_target_path(env.kubelet_ + "/plugins/kubernetes.io/csi/pv/" + name +
+                            "/globalmount");
   ASSERT_TRUE(env.Stage(s).ok());
   auto p = env.PublishReq(1, AgentEnv::MountCap());
   p.set_staging_target_path(s.staging_target_path());
-  p.set_target_path(longdir + "/target");
+  p.set_target_path(env.kubelet_ + "/pods/pod0/volumes/kubernetes.io~csi/" + name + "/mount");
   ASSERT_TRUE(env.Publish(p).ok());
   csi::v1::NodeUnpublishVolumeRequest up;
   up.set_volume_id(VolId(1));
@@ -247,7 +249,7 @@ TEST_F(ValidationTest, StatsErrors) {
   EXPECT_EQ(env.Stats(req, &resp).error_code(), StatusCode::NOT_FOUND);
   env.AddFs(1, "ext4");
   ASSERT_TRUE(env.Stage(env.StageReq(1, AgentEnv::MountCap("ext4"))).ok());
-  req.set_volume_path(env.kubelet_ + "/somewhere/else");
+  req.set_volume_path(env.TargetPath(7));  // a kubelet path this volume is not at
   EXPECT_EQ(env.Stats(req, &resp).error_code(), StatusCode::NOT_FOUND);
   // csi-sanity's rows: a path that cannot be a volume path (relative, outside kubelet's root)
   // is "not found" for an unknown and for a known volume alike, never INVALID_ARGUMENT.

@@ -303,7 +303,7 @@ class NodeStack {
     return Cat("mgmt:", mgmt_, "|nguid:", uuid, "|scheme:grpc");
   }
   std::string Staging(const std::string& tag) const {
-    return Cat(root_, "/plugins/kubernetes.io/csi/", kDriver, "/", tag, "/globalmount");
+    return Cat(root_, "/plugins/kubernetes.io/csi/pv/", tag, "/globalmount");
   }
   std::string Target(const std::string& tag) const {
     return Cat(root_, "/pods/pod-", tag, "/volumes/kubernetes.io~csi/", tag, "/mount");

@@ -9,6 +9,7 @@
 
 #include "agent/config.h"
 #include "agent/mount_flags.h"
+#include "agent/request_checks.h"
 #include "agent/state/store.h"
 
 namespace lbcsi::agent {
@@ -172,6 +173,58 @@ TEST_F(StoreTest, DirectoryIsPrivate) {
   ASSERT_TRUE(state::Store::Open(dir_ + "/s").ok());
   auto perms = std::filesystem::status(dir_ + "/s/volumes").permissions();
   EXPECT_EQ(perms & std::filesystem::perms::all, std::filesystem::perms::owner_all);
+}
+
+TEST_F(StoreTest, OversizedRecordsAreRefusedBeforeWritingAndBadOnesQuarantined) {
+  auto store = state::Store::Open(dir_);
+  ASSERT_TRUE(store.ok());
+  state::VolumeRecord r;
+  r.volume_id = std::string(state::Store::kMaxRecordBytes, 'v');
+  r.stage = state::StageRecord{};
+  EXPECT_EQ((*store)->Save(r).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(std::filesystem::is_empty(dir_ + "/volumes")) << "nothing written";
+  // An unreadable record is moved aside, where nothing reads it again.
+  const std::string name = state::Store::FileName("poisoned");
+  std::ofstream(dir_ + "/volumes/" + name) << "{garbage";
+  auto files = (*store)->RecordFiles();
+  ASSERT_TRUE(files.ok());
+  ASSERT_EQ(files->size(), 1u);
+  EXPECT_EQ((*store)->LoadFile(name).status().code(), absl::StatusCode::kDataLoss);
+  ASSERT_TRUE((*store)->Quarantine(name).ok());
+  EXPECT_TRUE(std::filesystem::exists(dir_ + "/quarantine/" + name));
+  EXPECT_TRUE((*store)->LoadAll().ok());
+}
+
+TEST(RequestChecks, PathsHaveOneSpellingAndFollowKubeletsLayouts) {
+  const std::string root = "/var/lib/kubelet";
+  std::optional<kubeletpaths::KubeletLayouts> layouts =
+      *kubeletpaths::KubeletLayouts::Create(root, "csi.lightbitslabs.com");
+  const std::string ok = root + "/plugins/kubernetes.io/csi/pv/pv1/globalmount";
+  EXPECT_TRUE(CheckKubeletPath("p", ok, layouts, kRequestStagingKinds).ok());
+  const std::string target = root + "/pods/pod1/volumes/kubernetes.io~csi/pv1/mount";
+  EXPECT_TRUE(CheckKubeletPath("p", target, layouts, kubeletpaths::kPublishKinds).ok());
+  EXPECT_FALSE(CheckKubeletPath("p", target, layouts, kRequestStagingKinds).ok()) << "wrong kind";
+  for (const std::string& bad :
+       {std::string("relative"), std::string("/etc/x"), root, root + "/", root + "x/a",
+        root + "//plugins", ok + "/", root + "/./a", root + "/../etc", root + "/a\nb",
+        root + std::string("/a\0b", 4), root + "/" + std::string(256, 'c'),
+        root + "/" + std::string(5000, 'c'),
+        root + "/plugins/csi.lightbitslabs.com/ephemeral/" + std::string(40, 'a')}) {
+    EXPECT_EQ(CheckKubeletPath("p", bad, layouts, kRequestStagingKinds).code(),
+              absl::StatusCode::kInvalidArgument)
+        << bad.substr(0, 80);
+  }
+  EXPECT_EQ(CheckKubeletPath("p", ok, std::nullopt, kRequestStagingKinds).code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(RequestChecks, VolumeKeysAreCanonical) {
+  EXPECT_EQ(VolumeKey("mgmt:b:2,a:1|nguid:0e1f2a3b-0000-4000-8000-000000000001|scheme:grpc"),
+            VolumeKey("mgmt:a:1,b:2|nguid:0e1f2a3b-0000-4000-8000-000000000001|scheme:grpc"));
+  EXPECT_EQ(VolumeKey("csi-inline-0001"), "csi-inline-0001");
+  EXPECT_EQ(CheckVolumeIdSize(std::string(kMaxVolumeIdBytes + 1, 'x')).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CheckVolumeIdSize("").code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

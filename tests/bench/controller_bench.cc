@@ -90,7 +90,8 @@ int main() {
   std::string sock = dir + "/csi.sock";
   pid_t ctrl = Spawn(LBCSI_CONTROLLER_BINARY,
                      {"--endpoint", "unix://" + sock, "--default-scheme", "grpc", "--jwt-file",
-                      dir + "/jwt", "--metrics-address", "", "--log-level", "warn"},
+                      dir + "/jwt", "--trusted-cluster", endpoint + "|scheme:grpc",
+                      "--metrics-address", "", "--log-level", "warn"},
                      dir + "/controller.log");
   if (!WaitFor(sock)) {
     std::fprintf(stderr, "lbcsi-controller did not start\n");

@@ -68,5 +68,18 @@ TEST_F(LoggingTest, ParseLevelAndFormat) {
   EXPECT_FALSE(ParseFormat("xml").ok());
 }
 
+// Raw NUL and control bytes from a request never reach a text log line.
+TEST_F(LoggingTest, TextLinesEscapeControlBytes) {
+  Init({Level::kInfo, Format::kText, ""});
+  const std::string hostile = std::string("id\0with\nnewline\x1b[2J", 19);
+  LOG(kInfo, "message " + hostile, {"volume_id", hostile});
+  ASSERT_EQ(lines_.size(), 1u);
+  for (char c : lines_[0]) {
+    auto u = static_cast<unsigned char>(c);
+    EXPECT_FALSE(u < 0x20 || u == 0x7f) << "raw control byte " << int(u) << " in " << lines_[0];
+  }
+  EXPECT_NE(lines_[0].find("\\x00"), std::string::npos) << lines_[0];
+}
+
 }  // namespace
 }  // namespace lbcsi::log

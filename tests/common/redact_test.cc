@@ -163,3 +163,31 @@ TEST(RedactTest, JwtMaskingLeavesOrdinaryDotsAlone) {
 
 }  // namespace
 }  // namespace lbcsi
+
+namespace lbcsi {
+namespace {
+
+// A request's secret is masked while it is recent, and the set of them is
+// bounded: distinct tokens from callers cannot grow the process without limit.
+TEST(RedactTest, TransientSecretsAreMaskedAndBounded) {
+  RegisterTransientSecret("request-token-0001");
+  EXPECT_EQ(ScrubSecrets("x request-token-0001 y"), "x *** y");
+  const std::string big(60 * 1024, 'z');
+  for (int i = 0; i < 1000; ++i) RegisterTransientSecret(std::to_string(i) + big);
+  EXPECT_LE(TransientSecretBytes(), kMaxTransientSecretBytes);
+  // The newest ones are still masked; the oldest were dropped.
+  EXPECT_EQ(ScrubSecrets("999" + big), "***");
+  EXPECT_EQ(ScrubSecrets("x request-token-0001 y"), "x request-token-0001 y");
+  // Larger than the whole bound: not kept at all.
+  RegisterTransientSecret(std::string(kMaxTransientSecretBytes + 1, 'q'));
+  EXPECT_LE(TransientSecretBytes(), kMaxTransientSecretBytes);
+}
+
+TEST(StatusTest, ErrorMessagesAreCappedAtTheRpcEdge) {
+  grpc::Status st = ToGrpcStatus(absl::InvalidArgumentError(std::string(100000, 'v')));
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_LT(st.error_message().size(), kMaxErrorMessageBytes + 64);
+}
+
+}  // namespace
+}  // namespace lbcsi

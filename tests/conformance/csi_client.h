@@ -37,8 +37,8 @@ class CsiClient {
 
   // Where kubelet would put a PV's staging dir and a pod's target for it.
   std::string Staging(const std::string& pv) const {
-    return s_.kubelet_root() + "/plugins/kubernetes.io/csi/csi.lightbitslabs.com/" + pv +
-           "/globalmount";
+    // kubelet's layout for a PV (kubeletpaths/kubelet_paths.h: kStageMountLegacy).
+    return s_.kubelet_root() + "/plugins/kubernetes.io/csi/pv/" + pv + "/globalmount";
   }
   std::string Target(const std::string& pv, const std::string& pod = "pod1") const {
     return s_.kubelet_root() + "/pods/" + pod + "/volumes/kubernetes.io~csi/" + pv + "/mount";

@@ -216,6 +216,10 @@ class Stack {
     }
     return "unknown component";
   }
+  // Extra flags for a component's next (re)start, e.g. another --trusted-cluster.
+  void SetExtraArgs(Component c, std::vector<std::string> args) {
+    extra_args_[static_cast<int>(c)] = std::move(args);
+  }
   void KillComponent(Component c, int sig) { child(c).Kill(sig); }
   bool Alive(Component c) { return child(c).Alive(); }
   pid_t pid(Component c) { return child(c).pid(); }
@@ -317,12 +321,19 @@ class Stack {
     return "lightos-sim did not become ready:\n" + Log(Component::kSim);
   }
 
+  std::vector<std::string> WithExtra(Component c, std::vector<std::string> args) const {
+    const auto& extra = extra_args_[static_cast<int>(c)];
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  }
+
   std::string StartController() {
     std::filesystem::remove(controller_socket());
     ctrl_.Start(ctrl_bin_,
-                {"--endpoint", "unix://" + controller_socket(), "--default-scheme", "grpc",
-                 "--jwt-file", dir_ + "/jwt", "--cluster", mgmt_ + "|scheme:grpc",
-                 "--metrics-address", "", "--log-level", "warn"},
+                WithExtra(Component::kController,
+                          {"--endpoint", "unix://" + controller_socket(), "--default-scheme",
+                           "grpc", "--jwt-file", dir_ + "/jwt", "--cluster", mgmt_ + "|scheme:grpc",
+                           "--metrics-address", "", "--log-level", "warn"}),
                 LogPath(Component::kController));
     if (!WaitProbe(*ctrl_identity_, ctrl_)) {
       return "controller did not become ready:\n" + Log(Component::kController);
@@ -351,6 +362,8 @@ class Stack {
                    "--sim-data-dir",
                    dir_ + "/sim",
                    "--allow-foreign-netns",
+                   "--seccomp",
+                   "enforce",  // as deployed, whatever the default
                    "--log-level",
                    "warn"},
                   LogPath(Component::kHelper));
@@ -365,9 +378,10 @@ class Stack {
   std::string StartAgent() {
     std::filesystem::remove(node_socket());
     agent_.Start(agent_bin_,
-                 {"--endpoint", "unix://" + node_socket(), "--node-id", kNodeId, "--helper-socket",
-                  dir_ + "/helper.sock", "--kubelet-root", kubelet_, "--state-dir",
-                  agent_state_dir(), "--log-level", "warn"},
+                 WithExtra(Component::kAgent,
+                           {"--endpoint", "unix://" + node_socket(), "--node-id", kNodeId,
+                            "--helper-socket", dir_ + "/helper.sock", "--kubelet-root", kubelet_,
+                            "--state-dir", agent_state_dir(), "--log-level", "warn"}),
                  LogPath(Component::kAgent));
     if (!WaitProbe(*node_identity_, agent_)) {
       return "agent did not become ready:\n" + Log(Component::kAgent) + "\n--- helper ---\n" +
@@ -395,6 +409,7 @@ class Stack {
   std::string dir_, kubelet_, mgmt_;
   std::vector<std::string> sim_ports_;
   Child sim_, ctrl_, helper_, agent_;
+  std::vector<std::string> extra_args_[4];
   std::shared_ptr<grpc::Channel> ctrl_channel_, node_channel_;
   std::unique_ptr<csi::v1::Identity::Stub> ctrl_identity_, node_identity_;
   std::unique_ptr<csi::v1::Controller::Stub> controller_;

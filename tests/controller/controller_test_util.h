@@ -47,7 +47,7 @@ class ControllerTest : public ::testing::Test {
     o.alpha_capabilities = alpha_capabilities;
     o.jwt_file = "/etc/lb-csi/jwt";
     for (const auto& spec : cluster_specs) {
-      o.clusters.push_back(*controller::ParseClusterSpec(spec, MgmtScheme::kGrpcs));
+      o.clusters.push_back(*ParseClusterSpec(spec, MgmtScheme::kGrpcs));
     }
     service_ = std::make_unique<controller::ControllerService>(o, factory_, registry_);
   }

@@ -38,6 +38,8 @@ TEST_F(ControllerTest, CreateIsIdempotentAndIdIsShippedFormat) {
 }
 
 TEST_F(ControllerTest, CreateWithProjectSchemeAndHostEncryptionId) {
+  // Plaintext carries the token only to a cluster the operator listed with scheme:grpc.
+  MakeService({std::string(kEndpoints) + "|scheme:grpc"});
   auto req = CreateReq("pvc-p");
   (*req.mutable_parameters())["project-name"] = "team-a";
   (*req.mutable_parameters())["mgmt-scheme"] = "grpc";
@@ -392,11 +394,42 @@ TEST_F(ControllerTest, BadOrMissingTokenIsUnauthenticated) {
   (*req.mutable_secrets())["jwt"] = "wrong";
   csi::v1::CreateVolumeResponse resp;
   EXPECT_EQ(Create(req, &resp).error_code(), grpc::StatusCode::UNAUTHENTICATED);
-  // Without a jwt secret the global token file is used.
+  // Without a jwt secret the global token file is used, but only for a cluster
+  // the operator listed (volumeid/credential_scope.h).
   req.mutable_secrets()->clear();
+  factory_->last_token = {};
+  EXPECT_EQ(Create(req, &resp).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_TRUE(factory_->last_token.token_file.empty()) << "no client was even made";
+  MakeService({kEndpoints});
   EXPECT_TRUE(Create(req, &resp).ok());
   EXPECT_EQ(factory_->last_token.token_file, "/etc/lb-csi/jwt");
   EXPECT_TRUE(factory_->last_token.inline_token.empty());
+}
+
+// A token never travels in plaintext to a cluster not listed with scheme:grpc,
+// and the operator's token never to an unlisted one, whatever the request says.
+TEST_F(ControllerTest, TokensGoOnlyWhereTheOperatorAllows) {
+  csi::v1::CreateVolumeResponse resp;
+  auto plaintext = CreateReq("plain");
+  (*plaintext.mutable_parameters())["mgmt-scheme"] = "grpc";
+  factory_->last_token = {};
+  EXPECT_EQ(Create(plaintext, &resp).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_TRUE(factory_->last_token.inline_token.empty());
+  MakeService({std::string(kEndpoints) + "|scheme:grpc"});
+  EXPECT_TRUE(Create(plaintext, &resp).ok());
+  // Listed for TLS only: plaintext is still refused, with or without a secret.
+  MakeService({kEndpoints});
+  EXPECT_EQ(Create(plaintext, &resp).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  auto delete_req = [&](const std::string& id) {
+    csi::v1::DeleteVolumeRequest r;
+    r.set_volume_id(id);
+    grpc::ServerContext ctx;
+    csi::v1::DeleteVolumeResponse out;
+    return service_->DeleteVolume(&ctx, &r, &out);
+  };
+  EXPECT_EQ(delete_req("mgmt:10.9.9.9:443|nguid:0e1f2a3b-0000-4000-8000-000000000001|scheme:grpcs")
+                .error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
 }
 
 // covers: General.MUST.secrets_not_logged
@@ -742,6 +775,7 @@ TEST_F(ControllerTest, ModifyVolumeQos) {
 
 // covers: ControllerGetVolume.MUST.volume_condition, ControllerGetVolume.E.NOT_FOUND
 TEST_F(ControllerTest, GetVolumeReportsConditionAndNodes) {
+  MakeService({kEndpoints});  // list mode: the controller-wide token, for listed clusters only
   std::string id = MustCreate("get");
   ASSERT_TRUE(Publish(PublishReq(id, "n1.node")).ok());
   auto call = [&](const std::string& vid, csi::v1::ControllerGetVolumeResponse* resp) {

@@ -40,6 +40,8 @@ ALL_ON = {
     "controller.caBundleConfigMap": "lightos-ca",
     "controller.tlsServerName": "lightos.example.com",
     "controller.insecureSkipTlsVerify": "true",
+    "controller.trustedClusters": "10.0.0.1:443,10.0.0.2:443;10.1.0.1:80|scheme:grpc",
+    "node.trustedClusters": "10.1.0.1:80|scheme:grpc",
     "controller.nodeSelector": "{kubernetes.io/os: linux}",
     "controller.tolerations": "[{key: node-role.kubernetes.io/control-plane, operator: Exists,"
                               " effect: NoSchedule}]",

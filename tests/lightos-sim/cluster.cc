@@ -380,6 +380,12 @@ absl::StatusOr<api::Volume> Cluster::CreateVolume(const api::CreateVolumeRequest
   } else {
     ASSIGN_OR_RETURN(size, ParseSize(req.size()));
   }
+  if (opts_.capacity_bytes != 0 && size > opts_.capacity_bytes) {
+    // What a cluster says about a volume larger than all of it (and the sim's
+    // sparse file could not be that large anyway).
+    return absl::OutOfRangeError(
+        Cat("size ", size, " exceeds the cluster's capacity of ", opts_.capacity_bytes, " bytes"));
+  }
 
   VolumeRec rec;
   api::Volume& v = rec.v;

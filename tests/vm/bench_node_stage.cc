@@ -136,7 +136,9 @@ Helper StartHelper(const std::string& bin, const std::string& dir) {
                                    "--transport",
                                    "nvme",
                                    "--ctrl-loss-tmo",
-                                   "5"};
+                                   "5",
+                                   "--seccomp",  // as deployed
+                                   "enforce"};
   h.pid = fork();
   if (h.pid == 0) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);  // a dying bench takes the helper with it

@@ -425,14 +425,10 @@ class CsiLifecycleVmTest : public ::testing::Test {
     helper_.Start(
         {helper_bin, "--socket", dir_ + "/helper.sock", "--allowed-uid", "0", "--allowed-gid", "0",
          "--allow-root-client", "--root", kubelet_, "--state-dir", dir_ + "/helper-state",
-         "--host-nqn-file", dir_ + "/etc/hostnqn", "--transport", "nvme", "--log-level", log_level},
+         "--host-nqn-file", dir_ + "/etc/hostnqn", "--transport", "nvme", "--log-level", log_level,
+         // As deployed (deploy/systemd, the chart): the filter on, whatever the default.
+         "--seccomp", "enforce"},
         dir_ + "/lbcsi-helper.log");
-    // No --cluster (list mode is not exercised here), so the controller needs nothing from
-    // the sim to start: StorageClass parameters and secrets in each request reach it.
-    controller_.Start(
-        {ctrl_bin, "--endpoint", "unix://" + dir_ + "/controller.sock", "--default-scheme", "grpc",
-         "--metrics-address", "", "--log-level", log_level},
-        dir_ + "/lbcsi-controller.log");
     std::string mgmt;
     WaitFor(
         [&] {
@@ -447,6 +443,13 @@ class CsiLifecycleVmTest : public ::testing::Test {
     }
     mgmt_ = mgmt;
     SuiteNote("lightos-sim serving on " + mgmt_);
+    // No --cluster (list mode is not exercised here): StorageClass parameters and secrets
+    // in each request reach it. The sim speaks plaintext grpc, which tokens may use only to
+    // a cluster the operator listed with scheme:grpc.
+    controller_.Start({ctrl_bin, "--endpoint", "unix://" + dir_ + "/controller.sock",
+                       "--default-scheme", "grpc", "--trusted-cluster", mgmt_ + "|scheme:grpc",
+                       "--metrics-address", "", "--log-level", log_level},
+                      dir_ + "/lbcsi-controller.log");
     if (!WaitFor([&] { return fs::exists(dir_ + "/helper.sock") || !helper_.Alive(); },
                  std::chrono::seconds(90)) ||
         !helper_.Alive()) {
@@ -515,7 +518,7 @@ class CsiLifecycleVmTest : public ::testing::Test {
 
   // ---- CO-like requests: kubelet-style paths under the kubelet root ----
   static std::string Staging(const std::string& pv) {
-    return kubelet_ + "/plugins/kubernetes.io/csi/csi.lightbitslabs.com/" + pv + "/globalmount";
+    return kubelet_ + "/plugins/kubernetes.io/csi/pv/" + pv + "/globalmount";
   }
   static std::string Target(const std::string& pv) {
     return kubelet_ + "/pods/pod1/volumes/kubernetes.io~csi/" + pv + "/mount";

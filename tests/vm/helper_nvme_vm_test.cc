@@ -85,7 +85,9 @@ class HelperNvmeVmTest : public ::testing::Test {
                                      "--transport",
                                      "nvme",
                                      "--ctrl-loss-tmo",
-                                     "5"};
+                                     "5",
+                                     "--seccomp",  // as deployed, whatever the default
+                                     "enforce"};
     helper_pid_ = fork();
     if (helper_pid_ < 0) {
       suite_error_ = "fork failed";

@@ -1,13 +1,12 @@
-#include "controller/options.h"
+#include "volumeid/cluster_target.h"
 
 #include "common/strings.h"
 
-namespace lbcsi::controller {
+namespace lbcsi {
 
-absl::StatusOr<lightos::ClusterTarget> ParseClusterSpec(std::string_view spec,
-                                                        MgmtScheme default_scheme) {
+absl::StatusOr<ClusterTarget> ParseClusterSpec(std::string_view spec, MgmtScheme default_scheme) {
   std::vector<std::string_view> parts = Split(spec, '|');
-  lightos::ClusterTarget out;
+  ClusterTarget out;
   out.scheme = default_scheme;
   absl::StatusOr<std::vector<HostPort>> eps = ParseEndpointList(parts[0]);
   if (!eps.ok()) {
@@ -18,12 +17,14 @@ absl::StatusOr<lightos::ClusterTarget> ParseClusterSpec(std::string_view spec,
     std::string_view part = parts[i];
     if (ConsumePrefix(&part, "proj:")) {
       if (!IsValidProjectName(part)) {
-        return absl::InvalidArgumentError(Cat("--cluster \"", spec, "\": bad project \"", part, "\""));
+        return absl::InvalidArgumentError(
+            Cat("--cluster \"", spec, "\": bad project \"", part, "\""));
       }
       out.project = std::string(part);
     } else if (ConsumePrefix(&part, "scheme:")) {
       absl::StatusOr<MgmtScheme> s = ParseMgmtScheme(part);
-      if (!s.ok()) return absl::InvalidArgumentError(Cat("--cluster \"", spec, "\": ", s.status().message()));
+      if (!s.ok())
+        return absl::InvalidArgumentError(Cat("--cluster \"", spec, "\": ", s.status().message()));
       out.scheme = *s;
     } else {
       return absl::InvalidArgumentError(
@@ -33,4 +34,4 @@ absl::StatusOr<lightos::ClusterTarget> ParseClusterSpec(std::string_view spec,
   return out;
 }
 
-}  // namespace lbcsi::controller
+}  // namespace lbcsi
