@@ -21,15 +21,15 @@
 #include <thread>
 #include <vector>
 
-#include <grpcpp/create_channel.h>
 #include <gtest/gtest.h>
+#include <grpcpp/create_channel.h>
 #include <openssl/evp.h>
 
 #include "common/strings.h"
 #include "helper/paths/mountinfo.h"
 #include "kubeletpaths/kubelet_paths.h"
-#include "lbcsi/helper/v1/helper.grpc.pb.h"
 #include "tests/common/loop_devices.h"
+#include "lbcsi/helper/v1/helper.grpc.pb.h"
 
 namespace lbcsi::helper::testing {
 
@@ -46,16 +46,6 @@ inline bool RequireRoot() {
   return false;
 }
 
-inline std::string Sha256Hex(EVP_MD_CTX* ctx) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx, md, &len);
-  EVP_MD_CTX_free(ctx);
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) out += fmt::format("{:02x}", md[i]);
-  return out;
-}
-
 inline std::string Sha256File(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   EVP_MD_CTX* ctx = EVP_MD_CTX_new();
@@ -65,14 +55,13 @@ inline std::string Sha256File(const std::string& path) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
     EVP_DigestUpdate(ctx, buf.data(), static_cast<size_t>(in.gcount()));
   }
-  return Sha256Hex(ctx);
-}
-
-inline std::string Sha256String(std::string_view s) {
-  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
-  EVP_DigestUpdate(ctx, s.data(), s.size());
-  return Sha256Hex(ctx);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx, md, &len);
+  EVP_MD_CTX_free(ctx);
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) out += fmt::format("{:02x}", md[i]);
+  return out;
 }
 
 inline std::vector<std::string> MountsUnder(const std::string& prefix) {
@@ -117,28 +106,17 @@ class HelperProcess : public ::testing::Test {
     socket_ = dir_ + "/helper.sock";
     std::string bin = Cat(std::getenv("LBCSI_BUILD_DIR"), "/helper/lbcsi-helper");
     std::vector<std::string> args = {bin,
-                                     "--socket",
-                                     socket_,
-                                     "--allowed-uid",
-                                     "4242",
-                                     "--allowed-gid",
-                                     "4242",
+                                     "--socket", socket_,
+                                     "--allowed-uid", "4242", "--allowed-gid", "4242",
                                      "--allow-root-client",
-                                     "--root",
-                                     root_,
-                                     "--state-dir",
-                                     dir_ + "/state",
-                                     "--host-nqn-file",
-                                     dir_ + "/etc/hostnqn",
-                                     "--transport",
-                                     "loop",
-                                     "--sim-data-dir",
-                                     dir_ + "/sim",
+                                     "--root", root_,
+                                     "--state-dir", dir_ + "/state",
+                                     "--host-nqn-file", dir_ + "/etc/hostnqn",
+                                     "--transport", "loop",
+                                     "--sim-data-dir", dir_ + "/sim",
                                      "--allow-foreign-netns",
-                                     "--seccomp",
-                                     SeccompMode(),
-                                     "--log-level",
-                                     LogLevel()};
+                                     "--seccomp", SeccompMode(),
+                                     "--log-level", LogLevel()};
     for (auto& e : ExtraArgs()) args.push_back(e);
     for (auto& e : extra) args.push_back(e);
     pid_ = fork();
@@ -227,13 +205,13 @@ class HelperProcess : public ::testing::Test {
                                                  "csi.lightbitslabs.com");
   }
   std::string StagingPath(std::string_view tag) const {
-    std::string p = Layouts().StageMountPath(Sha256String(tag));
+    std::string p = Layouts().StageMountPathForHandle(tag);
     std::filesystem::create_directories(p);
     return p;
   }
   // The driver's own inline-volume directory (not created: the helper makes it).
   std::string EphemeralPath(std::string_view tag) const {
-    std::string p = Layouts().EphemeralPath(Sha256String(tag).substr(0, 40));
+    std::string p = Layouts().EphemeralPath(kubeletpaths::VolumeHandleSha256(tag).substr(0, 40));
     std::filesystem::create_directories(std::filesystem::path(p).parent_path());
     return p;
   }
