@@ -681,9 +681,14 @@ absl::Status HelperService::DoMount(const v1::MountRequest& req, v1::MountRespon
   }
   ASSIGN_OR_RETURN(UniqueFd leaf, PathGuard::OpenLeaf(target));
   RETURN_IF_ERROR(MountFilesystem(Cat("/dev/", dev.name), leaf, want, opts.options));
-  ASSIGN_OR_RETURN(std::optional<MountEntry> now, MountAt(target));
-  if (!now || now->dev != dev.dev) {
-    return absl::InternalError(Cat("after mounting, ", target.path, " does not show the volume"));
+  absl::StatusOr<std::optional<MountEntry>> now = MountAt(target);
+  if (!now.ok() || !now->has_value() || (*now)->dev != dev.dev) {
+    // Undo what this call mounted, and only that: the top mount if it is our device.
+    const absl::Status undone =
+        UnmountAll(target, [&](const MountEntry& e) { return e.dev == dev.dev; }).status();
+    return absl::InternalError(Cat("after mounting, ", target.path,
+                                   " does not show the volume; the mount was undone (",
+                                   undone.ok() ? "ok" : std::string(undone.message()), ")"));
   }
   LOG(kInfo, "mounted", {"volume", req.volume_uuid()}, {"path", target.path}, {"fs", want},
       {"options", opts.options});
@@ -797,7 +802,8 @@ absl::Status HelperService::DoPublish(const v1::PublishRequest& req, v1::Publish
     }
   }
   if (block && req.read_only()) RETURN_IF_ERROR(SetDeviceReadOnly(dev, true));
-  RETURN_IF_ERROR(BindMount(source, target, opts.flags));
+  // A block publish IS a device node: kubelet opens it to map it into the pod, so no nodev.
+  RETURN_IF_ERROR(BindMount(source, target, block ? opts.flags & ~MS_NODEV : opts.flags));
   LOG(kInfo, "published", {"volume", req.volume_uuid()}, {"target", target.path}, {"block", block},
       {"read_only", req.read_only()});
   return absl::OkStatus();
