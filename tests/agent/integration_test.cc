@@ -171,11 +171,13 @@ class AgentIntegration : public ::testing::Test {
   // kubelet's paths (the helper accepts no others): the pre-1.24 pv layout for filesystem
   // volumes, volumeDevices for the ones staged as raw block.
   std::string Staging(int n) {
-    if (block_.count(n)) return Cat(root_, "/plugins/kubernetes.io/csi/volumeDevices/staging/pv", n);
+    if (block_.count(n))
+      return Cat(root_, "/plugins/kubernetes.io/csi/volumeDevices/staging/pv", n);
     return Cat(root_, "/plugins/kubernetes.io/csi/pv/pv", n, "/globalmount");
   }
   std::string Target(int n) {
-    if (block_.count(n)) return Cat(root_, "/plugins/kubernetes.io/csi/volumeDevices/publish/pv", n, "/p");
+    if (block_.count(n))
+      return Cat(root_, "/plugins/kubernetes.io/csi/volumeDevices/publish/pv", n, "/p");
     return Cat(root_, "/pods/p/volumes/kubernetes.io~csi/pv", n, "/mount");
   }
   std::set<int> block_;
