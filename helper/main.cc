@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   int64_t allowed_uid = -1, allowed_gid = -1;
   bool allow_root_client = false;
   std::vector<std::string> roots;
+  std::string driver_name = "csi.lightbitslabs.com";
   std::string state_dir = "/var/lib/lbcsi-helper";
   std::string host_nqn_file = "/etc/nvme/hostnqn";
   std::string transport_name = "nvme";
@@ -61,29 +62,37 @@ int main(int argc, char** argv) {
   app.add_option("--allowed-uid", allowed_uid, "uid of the agent (SO_PEERCRED)")->required();
   app.add_option("--allowed-gid", allowed_gid, "gid of the agent (SO_PEERCRED)")->required();
   app.add_flag("--allow-root-client", allow_root_client, "also accept uid 0 clients (tests)");
-  app.add_option("--root", roots, "path root requests may name (repeatable)");
+  app.add_option("--root", roots, "kubelet's root directory (kubelet --root-dir)");
+  app.add_option("--driver-name", driver_name,
+                 "CSI driver name: requests may name only kubelet's paths of this driver")
+      ->capture_default_str();
   app.add_option("--state-dir", state_dir, "helper state (format records)")->capture_default_str();
-  app.add_option("--host-nqn-file", host_nqn_file, "host NQN; generated when missing (hostid beside it)")
+  app.add_option("--host-nqn-file", host_nqn_file,
+                 "host NQN; generated when missing (hostid beside it)")
       ->capture_default_str();
   app.add_option("--transport", transport_name, "nvme, or loop (development builds)")
       ->check(CLI::IsMember({"nvme", "loop"}))
       ->capture_default_str();
   app.add_option("--sim-data-dir", sim_data_dir, "loop transport: lightos-sim data directory");
-  app.add_option("--ctrl-loss-tmo", ctrl_loss_tmo, "default NVMe ctrl_loss_tmo seconds (-1 = forever)")
+  app.add_option("--ctrl-loss-tmo", ctrl_loss_tmo,
+                 "default NVMe ctrl_loss_tmo seconds (-1 = forever)")
       ->check(CLI::Range(-1, 86400))
       ->capture_default_str();
   app.add_option("--fast-io-fail-tmo", fast_io_fail_tmo, "default NVMe fast_io_fail_tmo seconds")
       ->check(CLI::Range(-1, 86400))
       ->capture_default_str();
   app.add_option("--plugin-socket-dir", plugin_socket_dir, "PrepareSocketDir(SOCKET_DIR_PLUGIN)");
-  app.add_option("--registration-dir", registration_dir, "PrepareSocketDir(SOCKET_DIR_REGISTRATION)");
-  app.add_option("--agent-uid", agent_uid, "owner of prepared socket dirs (default: --allowed-uid)");
+  app.add_option("--registration-dir", registration_dir,
+                 "PrepareSocketDir(SOCKET_DIR_REGISTRATION)");
+  app.add_option("--agent-uid", agent_uid,
+                 "owner of prepared socket dirs (default: --allowed-uid)");
   app.add_flag("--allow-foreign-netns", allow_foreign_netns,
                "skip the host network namespace check (tests only)");
   app.add_option("--seccomp", seccomp, "enforce|log|off")->capture_default_str();
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")->capture_default_str();
   app.add_option("--log-format", log_format, "text|json")->capture_default_str();
-  app.add_option("--max-threads", max_threads, "gRPC thread cap (calls stuck in the kernel hold one)")
+  app.add_option("--max-threads", max_threads,
+                 "gRPC thread cap (calls stuck in the kernel hold one)")
       ->check(CLI::Range(4, 1024))
       ->capture_default_str();
   app.add_option("--default-deadline", default_deadline, "seconds, when a client sets no deadline")
@@ -131,7 +140,11 @@ int main(int argc, char** argv) {
   auto seccomp_mode = ParseSeccompMode(seccomp);
   if (!seccomp_mode.ok()) return Fail("--seccomp", seccomp_mode.status());
   if (roots.empty()) roots.push_back("/var/lib/kubelet");
-  if (allowed_uid < 0 || allowed_gid < 0) return Fail("flags", absl::InvalidArgumentError("bad uid/gid"));
+  if (roots.size() != 1) {
+    return Fail("--root", absl::InvalidArgumentError("give kubelet's root directory once"));
+  }
+  if (allowed_uid < 0 || allowed_gid < 0)
+    return Fail("flags", absl::InvalidArgumentError("bad uid/gid"));
 
   if (!allow_foreign_netns) {
     if (absl::Status st = CheckHostNetworkNamespace(); !st.ok()) return Fail("namespace", st);
@@ -142,6 +155,8 @@ int main(int argc, char** argv) {
   if (!identity.ok()) return Fail("host identity", identity.status());
   auto guard = PathGuard::Create(roots);
   if (!guard.ok()) return Fail("--root", guard.status());
+  auto layouts = lbcsi::kubeletpaths::KubeletLayouts::Create(guard->roots().front(), driver_name);
+  if (!layouts.ok()) return Fail("--root/--driver-name", layouts.status());
   auto format_state = FormatState::Open(state_dir);
   if (!format_state.ok()) return Fail("--state-dir", format_state.status());
 
@@ -154,8 +169,8 @@ int main(int argc, char** argv) {
     LOG(kWarn, "DEVELOPMENT loop transport in use: volumes are lightos-sim files",
         {"sim_data_dir", sim_data_dir});
 #else
-    return Fail("--transport", absl::InvalidArgumentError(
-                                   "the loop transport is not compiled into this build"));
+    return Fail("--transport",
+                absl::InvalidArgumentError("the loop transport is not compiled into this build"));
 #endif
   } else {
     NvmeDefaults defaults;
@@ -184,8 +199,8 @@ int main(int argc, char** argv) {
   config.agent_uid = static_cast<uid_t>(agent_uid >= 0 ? agent_uid : allowed_uid);
   config.default_deadline = absl::Seconds(default_deadline);
   config.luks = luks;
-  HelperService service(std::move(config), std::move(*guard), std::move(transport), &mkfs,
-                        std::move(*format_state));
+  HelperService service(std::move(config), std::move(*guard), std::move(*layouts),
+                        std::move(transport), &mkfs, std::move(*format_state));
 
   // libcryptsetup/libdevmapper probe a few things once (udev, semaphores):
   // let them do so before the filter, then switch those paths off.
@@ -201,8 +216,7 @@ int main(int argc, char** argv) {
   server_options.max_threads = max_threads;
   auto server = HelperServer::Start(server_options, &service);
   if (!server.ok()) return Fail("serve", server.status());
-  LOG(kInfo, "lbcsi-helper ready", {"host_nqn", identity->host_nqn},
-      {"transport", transport_name});
+  LOG(kInfo, "lbcsi-helper ready", {"host_nqn", identity->host_nqn}, {"transport", transport_name});
   int sig = lbcsi::WaitForTerminationSignal();
   LOG(kInfo, "shutting down", {"signal", sig});
   (*server)->Shutdown();

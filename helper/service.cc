@@ -23,6 +23,7 @@
 #include "helper/ops/probe.h"
 #include "helper/paths/mounter.h"
 #include "helper/paths/mountinfo.h"
+#include "helper/paths/target.h"
 #include "helper/transport/blockdev.h"
 #include "helper/validate.h"
 
@@ -46,7 +47,9 @@ constexpr unsigned long kXfsGeometryV1 = _IOR('X', 100, XfsGeometryV1);
 constexpr unsigned long kXfsGrowData = _IOW('X', 110, XfsGrowData);
 constexpr unsigned long kExt4ResizeFs = _IOW('f', 16, uint64_t);
 
-std::string PathKey(std::string_view path) { return Cat("path:", path); }
+std::string PathKey(std::string_view path) {
+  return Cat("path:", path);
+}
 
 // ext4 size from its primary superblock (offset 1024), read through the block
 // device: the kernel keeps the superblock in the device's page cache, so a
@@ -82,7 +85,9 @@ bool Ext4NeedsGrow(const Ext4Size& have, uint64_t device_blocks) {
          (device_blocks - have.blocks) * have.block_size >= (1u << 20);
 }
 
-std::string DescribeDev(dev_t d) { return Cat(major(d), ":", minor(d)); }
+std::string DescribeDev(dev_t d) {
+  return Cat(major(d), ":", minor(d));
+}
 
 absl::Status SetDeviceReadOnly(const BlockDevice& dev, bool ro) {
   ASSIGN_OR_RETURN(UniqueFd fd, OpenDevice(dev, O_RDONLY));
@@ -106,10 +111,12 @@ bool IsDeviceBind(const MountEntry& e, const BlockDevice& dev) {
 }  // namespace
 
 HelperService::HelperService(ServiceConfig config, PathGuard guard,
+                             kubeletpaths::KubeletLayouts layouts,
                              std::unique_ptr<Transport> transport, MkfsRunner* mkfs,
                              FormatState format_state)
     : config_(std::move(config)),
       guard_(std::move(guard)),
+      layouts_(std::move(layouts)),
       transport_(std::move(transport)),
       mkfs_(mkfs),
       format_state_(std::move(format_state)) {}
@@ -157,6 +164,28 @@ absl::StatusOr<BlockDevice> HelperService::AttachedDevice(const std::string& vol
   return *dev;
 }
 
+absl::StatusOr<PathGuard::Parent> HelperService::OpenKubeletPath(
+    std::string_view field, std::string_view path,
+    std::initializer_list<kubeletpaths::PathKind> kinds, kubeletpaths::KubeletPath* matched) const {
+  ASSIGN_OR_RETURN(kubeletpaths::KubeletPath p, layouts_.Classify(field, path, kinds));
+  if (matched != nullptr) *matched = p;
+  return guard_.OpenParent(field, path);
+}
+
+absl::StatusOr<std::function<bool(const MountEntry&)>> HelperService::OurMounts() {
+  ASSIGN_OR_RETURN(std::vector<BlockDevice> devices, transport_->Inventory());
+  std::vector<BlockDevice> ours = devices;
+  for (const BlockDevice& d : devices) {
+    absl::StatusOr<std::optional<BlockDevice>> mapped = OpenMapping(d);
+    if (mapped.ok() && mapped->has_value()) ours.push_back(**mapped);
+  }
+  return [ours = std::move(ours)](const MountEntry& e) {
+    return std::any_of(ours.begin(), ours.end(), [&](const BlockDevice& d) {
+      return (e.dev == d.dev && e.fs_type != "devtmpfs") || IsDeviceBind(e, d);
+    });
+  };
+}
+
 absl::StatusOr<std::optional<BlockDevice>> HelperService::OpenMapping(const BlockDevice& raw) {
   const std::string name = crypto::MapperName(raw.volume_uuid);
   ASSIGN_OR_RETURN(std::optional<crypto::Mapping> m, crypto::FindMapping(name));
@@ -164,9 +193,9 @@ absl::StatusOr<std::optional<BlockDevice>> HelperService::OpenMapping(const Bloc
   // A mapping of our name must be a LUKS2 crypt target directly on this volume.
   const bool on_volume = m->slaves.size() == 1 && m->slaves[0] == raw.name;
   if (!m->dm_uuid.starts_with("CRYPT-LUKS2-") || !on_volume) {
-    return absl::FailedPreconditionError(
-        Cat("device-mapper device ", name, " (", m->kernel_name,
-            ") is not a LUKS2 mapping of volume ", raw.volume_uuid, " (", raw.name, ")"));
+    return absl::FailedPreconditionError(Cat("device-mapper device ", name, " (", m->kernel_name,
+                                             ") is not a LUKS2 mapping of volume ", raw.volume_uuid,
+                                             " (", raw.name, ")"));
   }
   BlockDevice out;
   out.volume_uuid = raw.volume_uuid;
@@ -199,16 +228,16 @@ absl::StatusOr<std::optional<BlockDevice>> HelperService::FindVolumeDevice(
 
 // ---- gRPC edge ----
 
-#define LBCSI_HANDLER(Name, Call)                                                         \
-  do {                                                                                    \
-    absl::Status st = (Call);                                                             \
-    if (!st.ok()) {                                                                       \
-      LOG(kWarn, #Name " failed", {"code", absl::StatusCodeToString(st.code())},         \
-          {"error", StdView(st.message())});                                              \
-    } else {                                                                              \
-      LOG(kDebug, #Name " ok");                                                           \
-    }                                                                                     \
-    return ToGrpcStatus(st);                                                              \
+#define LBCSI_HANDLER(Name, Call)                                                \
+  do {                                                                           \
+    absl::Status st = (Call);                                                    \
+    if (!st.ok()) {                                                              \
+      LOG(kWarn, #Name " failed", {"code", absl::StatusCodeToString(st.code())}, \
+          {"error", StdView(st.message())});                                     \
+    } else {                                                                     \
+      LOG(kDebug, #Name " ok");                                                  \
+    }                                                                            \
+    return ToGrpcStatus(st);                                                     \
   } while (false)
 
 grpc::Status HelperService::GetInfo(grpc::ServerContext*, const v1::GetInfoRequest*,
@@ -354,7 +383,8 @@ absl::Status HelperService::DoPrepareSocketDir(const v1::PrepareSocketDirRequest
   if (fchownat(parent_fd.get(), leaf.c_str(), 0, 0, AT_SYMLINK_NOFOLLOW) != 0) {
     return absl::InternalError(Cat("chown ", dir, ": ", std::strerror(errno)));
   }
-  UniqueFd fd(openat(parent_fd.get(), leaf.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  UniqueFd fd(
+      openat(parent_fd.get(), leaf.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!fd.valid()) {
     return absl::FailedPreconditionError(
         Cat(dir, " is not a plain directory: ", std::strerror(errno)));
@@ -377,7 +407,8 @@ absl::Status HelperService::DoAttach(const v1::AttachRequest& req, absl::Time de
                                      v1::AttachResponse* resp) {
   RETURN_IF_ERROR(ValidateUuid("volume_uuid", req.volume_uuid()));
   RETURN_IF_ERROR(ValidateNqn("subsystem_nqn", req.subsystem_nqn()));
-  if (req.nvme_endpoints_size() + req.discovery_endpoints_size() == 0 && !transport_->Development()) {
+  if (req.nvme_endpoints_size() + req.discovery_endpoints_size() == 0 &&
+      !transport_->Development()) {
     return InvalidField("nvme_endpoints", "at least one NVMe or discovery endpoint is required");
   }
   if (static_cast<size_t>(req.nvme_endpoints_size()) > kMaxEndpoints ||
@@ -395,7 +426,8 @@ absl::Status HelperService::DoAttach(const v1::AttachRequest& req, absl::Time de
     spec.discovery_endpoints.push_back(req.discovery_endpoints(i));
   }
   const v1::ConnectOptions& o = req.options();
-  if (o.has_ctrl_loss_tmo_seconds() && (o.ctrl_loss_tmo_seconds() < -1 || o.ctrl_loss_tmo_seconds() > 86400)) {
+  if (o.has_ctrl_loss_tmo_seconds() &&
+      (o.ctrl_loss_tmo_seconds() < -1 || o.ctrl_loss_tmo_seconds() > 86400)) {
     return InvalidField("options.ctrl_loss_tmo_seconds", "must be -1 or 0..86400");
   }
   if (o.has_fast_io_fail_tmo_seconds() &&
@@ -496,8 +528,8 @@ absl::Status HelperService::DoFormat(const v1::FormatRequest& req, absl::Time de
     return absl::OkStatus();
   } else if (pr.kind != v1::CONTENT_KIND_BLANK) {
     return absl::FailedPreconditionError(
-        Cat("volume ", uuid, " already holds ", pr.type.empty() ? "a signature" : pr.type,
-            " (", v1::ContentKind_Name(pr.kind), "); requested ", want, "; refusing to format"));
+        Cat("volume ", uuid, " already holds ", pr.type.empty() ? "a signature" : pr.type, " (",
+            v1::ContentKind_Name(pr.kind), "); requested ", want, "; refusing to format"));
   }
   if (!busy.empty()) {
     return absl::FailedPreconditionError(Cat("volume ", uuid, " is in use: ", busy));
@@ -573,6 +605,14 @@ absl::Status HelperService::DoMount(const v1::MountRequest& req, v1::MountRespon
                    BuildMountOptions(req.fs_type(), req.read_only(), req.options(),
                                      label ? req.selinux_context() : "", /*staging=*/true));
   bool created = false;
+  kubeletpaths::KubeletPath layout;
+  ASSIGN_OR_RETURN(layout, layouts_.Classify("staging_path", req.staging_path(),
+                                             kubeletpaths::kMountStagingKinds));
+  if (req.create_staging_path() && layout.kind != kubeletpaths::PathKind::kEphemeral) {
+    return InvalidField("create_staging_path",
+                        "only the driver's own inline-volume directories are created; kubelet "
+                        "creates its staging paths");
+  }
   ASSIGN_OR_RETURN(PathGuard::Parent target,
                    req.create_staging_path()
                        ? guard_.CreateDirectory("staging_path", req.staging_path(), &created)
@@ -596,9 +636,9 @@ absl::Status HelperService::DoMount(const v1::MountRequest& req, v1::MountRespon
                                                ") mounted, not volume ", req.volume_uuid()));
     }
     if (e.fs_type != want || e.root != "/") {
-      return absl::FailedPreconditionError(
-          Cat("staging_path ", target.path, " has the volume mounted as ", e.fs_type, " root ",
-              e.root, "; requested ", want));
+      return absl::FailedPreconditionError(Cat("staging_path ", target.path,
+                                               " has the volume mounted as ", e.fs_type, " root ",
+                                               e.root, "; requested ", want));
     }
     if (e.read_only() != req.read_only()) {
       return absl::FailedPreconditionError(Cat("staging_path ", target.path, " is mounted ",
@@ -634,15 +674,21 @@ absl::Status HelperService::DoMount(const v1::MountRequest& req, v1::MountRespon
   } else if (busy.empty()) {
     RETURN_IF_ERROR(SetDeviceReadOnly(dev, false));  // a previous read-only stage left it set
   }
-  ASSIGN_OR_RETURN(UniqueFd leaf, PathGuard::OpenLeaf(target));
-  struct stat st {};
-  if (fstat(leaf.get(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    return absl::FailedPreconditionError(Cat("staging_path ", target.path, " is not a directory"));
+  ASSIGN_OR_RETURN(TargetState state, InspectNewTarget("staging_path", target));
+  if (state != TargetState::kEmptyDirectory) {
+    return absl::FailedPreconditionError(
+        Cat("staging_path ", target.path, " is not an empty directory"));
   }
+  ASSIGN_OR_RETURN(UniqueFd leaf, PathGuard::OpenLeaf(target));
   RETURN_IF_ERROR(MountFilesystem(Cat("/dev/", dev.name), leaf, want, opts.options));
-  ASSIGN_OR_RETURN(std::optional<MountEntry> now, MountAt(target));
-  if (!now || now->dev != dev.dev) {
-    return absl::InternalError(Cat("after mounting, ", target.path, " does not show the volume"));
+  absl::StatusOr<std::optional<MountEntry>> now = MountAt(target);
+  if (!now.ok() || !now->has_value() || (*now)->dev != dev.dev) {
+    // Undo what this call mounted, and only that: the top mount if it is our device.
+    const absl::Status undone =
+        UnmountAll(target, [&](const MountEntry& e) { return e.dev == dev.dev; }).status();
+    return absl::InternalError(Cat("after mounting, ", target.path,
+                                   " does not show the volume; the mount was undone (",
+                                   undone.ok() ? "ok" : std::string(undone.message()), ")"));
   }
   LOG(kInfo, "mounted", {"volume", req.volume_uuid()}, {"path", target.path}, {"fs", want},
       {"options", opts.options});
@@ -650,11 +696,13 @@ absl::Status HelperService::DoMount(const v1::MountRequest& req, v1::MountRespon
 }
 
 absl::Status HelperService::DoUnmount(const v1::UnmountRequest& req, v1::UnmountResponse* resp) {
-  absl::StatusOr<PathGuard::Parent> target = guard_.OpenParent("staging_path", req.staging_path());
+  absl::StatusOr<PathGuard::Parent> target =
+      OpenKubeletPath("staging_path", req.staging_path(), kubeletpaths::kStagingKinds);
   if (absl::IsNotFound(target.status())) return absl::OkStatus();  // already gone
   RETURN_IF_ERROR(target.status());
   ASSIGN_OR_RETURN(InFlight::Guard guard, Acquire("", {target->path}));
-  ASSIGN_OR_RETURN(int n, UnmountAll(*target));
+  ASSIGN_OR_RETURN(auto ours, OurMounts());
+  ASSIGN_OR_RETURN(int n, UnmountAll(*target, ours));
   resp->set_was_mounted(n > 0);
   if (!req.remove_staging_path()) return absl::OkStatus();
   // Only an empty directory goes: rmdir refuses anything else, and never
@@ -689,16 +737,20 @@ absl::Status HelperService::DoPublish(const v1::PublishRequest& req, v1::Publish
   ASSIGN_OR_RETURN(MountOptionSet opts,
                    BuildMountOptions(v1::FS_TYPE_UNSPECIFIED, req.read_only(), req.options(),
                                      req.selinux_context(), /*staging=*/false));
-  ASSIGN_OR_RETURN(PathGuard::Parent target, guard_.OpenParent("target_path", req.target_path()));
+  ASSIGN_OR_RETURN(PathGuard::Parent target,
+                   OpenKubeletPath("target_path", req.target_path(),
+                                   {block ? kubeletpaths::PathKind::kPublishBlock
+                                          : kubeletpaths::PathKind::kPublishMount}));
   std::optional<PathGuard::Parent> staging;
   if (!block) {
-    ASSIGN_OR_RETURN(staging, guard_.OpenParent("staging_path", req.staging_path()));
+    ASSIGN_OR_RETURN(staging, OpenKubeletPath("staging_path", req.staging_path(),
+                                              kubeletpaths::kMountStagingKinds));
     if (staging->path == target.path) return InvalidField("target_path", "equals staging_path");
   }
-  ASSIGN_OR_RETURN(InFlight::Guard guard,
-                   Acquire(req.volume_uuid(),
-                           block ? std::vector<std::string>{target.path}
-                                 : std::vector<std::string>{target.path, staging->path}));
+  ASSIGN_OR_RETURN(
+      InFlight::Guard guard,
+      Acquire(req.volume_uuid(), block ? std::vector<std::string>{target.path}
+                                       : std::vector<std::string>{target.path, staging->path}));
   ASSIGN_OR_RETURN(BlockDevice dev, VolumeDevice(req.volume_uuid(), req.encrypted()));
 
   // Source: the staged mount of this volume, or its device node.
@@ -715,63 +767,68 @@ absl::Status HelperService::DoPublish(const v1::PublishRequest& req, v1::Publish
     ASSIGN_OR_RETURN(source, PathGuard::OpenLeaf(*staging));
   }
 
-  // Target: create it (directory or empty file), or check what is there.
-  struct stat st {};
-  if (fstatat(target.fd.get(), target.leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-    if (errno != ENOENT) {
-      return absl::InternalError(Cat("stat ", target.path, ": ", std::strerror(errno)));
-    }
-    if (block) {
-      UniqueFd f(openat(target.fd.get(), target.leaf.c_str(),
-                        O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640));
-      if (!f.valid()) return absl::InternalError(Cat("create ", target.path, ": ", std::strerror(errno)));
-    } else if (mkdirat(target.fd.get(), target.leaf.c_str(), 0750) != 0) {
-      return absl::InternalError(Cat("mkdir ", target.path, ": ", std::strerror(errno)));
-    }
-  } else if (S_ISLNK(st.st_mode) || (block ? !S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)
-                                           : !S_ISDIR(st.st_mode))) {
-    return absl::FailedPreconditionError(Cat("target_path ", target.path, " exists and is not a ",
-                                             block ? "regular file" : "directory"));
-  }
-
-  ASSIGN_OR_RETURN(std::optional<MountEntry> existing, MountAt(target));
-  if (existing) {
-    bool same = block ? IsDeviceBind(*existing, dev) : existing->dev == dev.dev && existing->root == "/";
+  // Target: what is mounted there already (ours: a repeat), else absent or empty, never data.
+  absl::StatusOr<std::optional<MountEntry>> existing = MountAt(target);
+  if (!existing.ok() && !absl::IsNotFound(existing.status())) return existing.status();
+  if (existing.ok() && existing->has_value()) {
+    const MountEntry& e = **existing;
+    bool same = block ? IsDeviceBind(e, dev) : e.dev == dev.dev && e.root == "/";
     if (!same) {
       return absl::FailedPreconditionError(Cat("target_path ", target.path,
-                                               " already has something else mounted (",
-                                               existing->source, ")"));
+                                               " already has something else mounted (", e.fs_type,
+                                               "); refusing to mount over it"));
     }
-    if (existing->read_only() != req.read_only()) {
+    if (e.read_only() != req.read_only()) {
       return absl::FailedPreconditionError(Cat("target_path ", target.path, " is published ",
-                                               existing->read_only() ? "read-only" : "read-write",
+                                               e.read_only() ? "read-only" : "read-write",
                                                "; the request asks otherwise"));
     }
     resp->set_already_published(true);
     return absl::OkStatus();
   }
+  ASSIGN_OR_RETURN(TargetState state, InspectNewTarget("target_path", target));
+  if (state == (block ? TargetState::kEmptyDirectory : TargetState::kEmptyFile)) {
+    return absl::FailedPreconditionError(Cat("target_path ", target.path, " exists and is not ",
+                                             block ? "a regular file" : "a directory"));
+  }
+  if (state == TargetState::kAbsent) {
+    if (block) {
+      UniqueFd f(openat(target.fd.get(), target.leaf.c_str(),
+                        O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640));
+      if (!f.valid())
+        return absl::InternalError(Cat("create ", target.path, ": ", std::strerror(errno)));
+    } else if (mkdirat(target.fd.get(), target.leaf.c_str(), 0750) != 0) {
+      return absl::InternalError(Cat("mkdir ", target.path, ": ", std::strerror(errno)));
+    }
+  }
   if (block && req.read_only()) RETURN_IF_ERROR(SetDeviceReadOnly(dev, true));
-  RETURN_IF_ERROR(BindMount(source, target, opts.flags));
-  LOG(kInfo, "published", {"volume", req.volume_uuid()}, {"target", target.path},
-      {"block", block}, {"read_only", req.read_only()});
+  // A block publish IS a device node: kubelet opens it to map it into the pod, so no nodev.
+  RETURN_IF_ERROR(BindMount(source, target, block ? opts.flags & ~MS_NODEV : opts.flags));
+  LOG(kInfo, "published", {"volume", req.volume_uuid()}, {"target", target.path}, {"block", block},
+      {"read_only", req.read_only()});
   return absl::OkStatus();
 }
 
 absl::Status HelperService::DoUnpublish(const v1::UnpublishRequest& req,
                                         v1::UnpublishResponse* resp) {
-  absl::StatusOr<PathGuard::Parent> target = guard_.OpenParent("target_path", req.target_path());
+  kubeletpaths::KubeletPath layout;
+  absl::StatusOr<PathGuard::Parent> target =
+      OpenKubeletPath("target_path", req.target_path(), kubeletpaths::kPublishKinds, &layout);
   if (absl::IsNotFound(target.status())) return absl::OkStatus();  // already gone
   RETURN_IF_ERROR(target.status());
   ASSIGN_OR_RETURN(InFlight::Guard guard, Acquire("", {target->path}));
-  ASSIGN_OR_RETURN(int n, UnmountAll(*target));
+  ASSIGN_OR_RETURN(auto ours, OurMounts());
+  ASSIGN_OR_RETURN(int n, UnmountAll(*target, ours));
   resp->set_was_mounted(n > 0);
-  // Remove only what the helper would have created: an empty dir or an empty file.
+  // Remove only what Publish would have created for this layout: the empty mount directory of
+  // a filesystem publish, the empty file of a block publish.
+  const bool block = layout.kind == kubeletpaths::PathKind::kPublishBlock;
   struct stat st {};
   if (fstatat(target->fd.get(), target->leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
     if (errno == ENOENT) return absl::OkStatus();
     return absl::InternalError(Cat("stat ", target->path, ": ", std::strerror(errno)));
   }
-  if (S_ISDIR(st.st_mode)) {
+  if (!block && S_ISDIR(st.st_mode)) {
     if (unlinkat(target->fd.get(), target->leaf.c_str(), AT_REMOVEDIR) != 0) {
       if (errno == ENOTEMPTY || errno == EEXIST) {
         return absl::FailedPreconditionError(
@@ -779,13 +836,13 @@ absl::Status HelperService::DoUnpublish(const v1::UnpublishRequest& req,
       }
       return absl::InternalError(Cat("rmdir ", target->path, ": ", std::strerror(errno)));
     }
-  } else if ((S_ISREG(st.st_mode) && st.st_size == 0) || S_ISLNK(st.st_mode)) {
+  } else if (block && S_ISREG(st.st_mode) && st.st_size == 0) {
     if (unlinkat(target->fd.get(), target->leaf.c_str(), 0) != 0 && errno != ENOENT) {
       return absl::InternalError(Cat("unlink ", target->path, ": ", std::strerror(errno)));
     }
   } else {
-    return absl::FailedPreconditionError(
-        Cat("target_path ", target->path, " is not an empty file or directory; not removing it"));
+    return absl::FailedPreconditionError(Cat("target_path ", target->path, " is not an empty ",
+                                             block ? "file" : "directory", "; not removing it"));
   }
   resp->set_target_removed(true);
   return absl::OkStatus();
@@ -796,7 +853,11 @@ absl::Status HelperService::DoExpand(const v1::ExpandFilesystemRequest& req,
   RETURN_IF_ERROR(ValidateUuid("volume_uuid", req.volume_uuid()));
   std::optional<PathGuard::Parent> target;
   if (!req.mount_path().empty()) {
-    ASSIGN_OR_RETURN(target, guard_.OpenParent("mount_path", req.mount_path()));
+    ASSIGN_OR_RETURN(
+        target, OpenKubeletPath(
+                    "mount_path", req.mount_path(),
+                    {kubeletpaths::PathKind::kStageMount, kubeletpaths::PathKind::kStageMountLegacy,
+                     kubeletpaths::PathKind::kEphemeral, kubeletpaths::PathKind::kPublishMount}));
   }
   ASSIGN_OR_RETURN(InFlight::Guard guard,
                    Acquire(req.volume_uuid(), target ? std::vector<std::string>{target->path}
@@ -826,7 +887,8 @@ absl::Status HelperService::DoExpand(const v1::ExpandFilesystemRequest& req,
   }
   UniqueFd dir(openat(target->fd.get(), target->leaf.c_str(),
                       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!dir.valid()) return absl::InternalError(Cat("open ", target->path, ": ", std::strerror(errno)));
+  if (!dir.valid())
+    return absl::InternalError(Cat("open ", target->path, ": ", std::strerror(errno)));
   if (mounted->fs_type == "xfs") {
     XfsGeometryV1 geo{};
     if (ioctl(dir.get(), kXfsGeometryV1, &geo) != 0) {
@@ -877,7 +939,8 @@ absl::Status HelperService::DoExpand(const v1::ExpandFilesystemRequest& req,
 
 absl::Status HelperService::DoStats(const v1::StatsRequest& req, v1::StatsResponse* resp) {
   if (!req.volume_uuid().empty()) RETURN_IF_ERROR(ValidateUuid("volume_uuid", req.volume_uuid()));
-  ASSIGN_OR_RETURN(PathGuard::Parent target, guard_.OpenParent("path", req.path()));
+  ASSIGN_OR_RETURN(PathGuard::Parent target,
+                   OpenKubeletPath("path", req.path(), kubeletpaths::kAllKinds));
   ASSIGN_OR_RETURN(std::optional<MountEntry> mounted, MountAt(target));
   if (!mounted && req.block()) {
     // A block staging path holds no mount: the device, found by UUID, is the volume.
@@ -913,8 +976,8 @@ absl::Status HelperService::DoStats(const v1::StatsRequest& req, v1::StatsRespon
         Cat("path ", target.path, " does not hold volume ", req.volume_uuid()));
   }
   if (dev && dev->paths_live < dev->paths_total) {
-    problems.push_back(Cat(dev->paths_total - dev->paths_live, " of ", dev->paths_total,
-                           " paths down"));
+    problems.push_back(
+        Cat(dev->paths_total - dev->paths_live, " of ", dev->paths_total, " paths down"));
   }
   if (block) {
     resp->set_is_block(true);

@@ -1,11 +1,14 @@
 #pragma once
 // The NodeHelper gRPC service: validates each typed request, takes the
 // per-volume in-flight slot, and runs the operation on fds opened under the
-// configured roots. grpc::Status appears only here.
+// configured roots. Every path a request names must be one of kubelet's CSI
+// layouts for this driver (kubeletpaths/), and only mounts of the helper's own
+// volumes are ever removed. grpc::Status appears only here.
 
 #include <sys/types.h>
 
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -17,8 +20,10 @@
 #include "helper/inflight.h"
 #include "helper/ops/format_state.h"
 #include "helper/ops/mkfs_runner.h"
+#include "helper/paths/mountinfo.h"
 #include "helper/paths/path_guard.h"
 #include "helper/transport/transport.h"
+#include "kubeletpaths/kubelet_paths.h"
 #include "lbcsi/helper/v1/helper.grpc.pb.h"
 
 namespace lbcsi::helper {
@@ -27,9 +32,9 @@ struct ServiceConfig {
   std::string host_nqn;
   std::string host_id;
   std::string version;
-  std::string plugin_socket_dir;        // PrepareSocketDir(SOCKET_DIR_PLUGIN); empty: refused
-  std::string registration_dir;         // PrepareSocketDir(SOCKET_DIR_REGISTRATION)
-  uid_t agent_uid = 0;                  // owner of prepared socket dirs (group: root)
+  std::string plugin_socket_dir;  // PrepareSocketDir(SOCKET_DIR_PLUGIN); empty: refused
+  std::string registration_dir;   // PrepareSocketDir(SOCKET_DIR_REGISTRATION)
+  uid_t agent_uid = 0;            // owner of prepared socket dirs (group: root)
   absl::Duration default_deadline = absl::Seconds(60);  // when the client sets none
   absl::Duration max_deadline = absl::Seconds(300);
   crypto::LuksConfig luks;  // host encryption: key size and PBKDF cost of new LUKS2 headers
@@ -37,21 +42,19 @@ struct ServiceConfig {
 
 class HelperService final : public v1::NodeHelper::Service {
  public:
-  HelperService(ServiceConfig config, PathGuard guard, std::unique_ptr<Transport> transport,
-                MkfsRunner* mkfs, FormatState format_state);
+  // `layouts` is kubelet's root (the guard's root) and this driver's name.
+  HelperService(ServiceConfig config, PathGuard guard, kubeletpaths::KubeletLayouts layouts,
+                std::unique_ptr<Transport> transport, MkfsRunner* mkfs, FormatState format_state);
   ~HelperService() override;  // waits for running mkfs jobs
 
   grpc::Status GetInfo(grpc::ServerContext*, const v1::GetInfoRequest*,
                        v1::GetInfoResponse*) override;
   grpc::Status PrepareSocketDir(grpc::ServerContext*, const v1::PrepareSocketDirRequest*,
                                 v1::PrepareSocketDirResponse*) override;
-  grpc::Status Attach(grpc::ServerContext*, const v1::AttachRequest*,
-                      v1::AttachResponse*) override;
-  grpc::Status Detach(grpc::ServerContext*, const v1::DetachRequest*,
-                      v1::DetachResponse*) override;
+  grpc::Status Attach(grpc::ServerContext*, const v1::AttachRequest*, v1::AttachResponse*) override;
+  grpc::Status Detach(grpc::ServerContext*, const v1::DetachRequest*, v1::DetachResponse*) override;
   grpc::Status Probe(grpc::ServerContext*, const v1::ProbeRequest*, v1::ProbeResponse*) override;
-  grpc::Status Format(grpc::ServerContext*, const v1::FormatRequest*,
-                      v1::FormatResponse*) override;
+  grpc::Status Format(grpc::ServerContext*, const v1::FormatRequest*, v1::FormatResponse*) override;
   grpc::Status Mount(grpc::ServerContext*, const v1::MountRequest*, v1::MountResponse*) override;
   grpc::Status Unmount(grpc::ServerContext*, const v1::UnmountRequest*,
                        v1::UnmountResponse*) override;
@@ -61,8 +64,7 @@ class HelperService final : public v1::NodeHelper::Service {
                          v1::UnpublishResponse*) override;
   grpc::Status ExpandFilesystem(grpc::ServerContext*, const v1::ExpandFilesystemRequest*,
                                 v1::ExpandFilesystemResponse*) override;
-  grpc::Status Stats(grpc::ServerContext*, const v1::StatsRequest*,
-                     v1::StatsResponse*) override;
+  grpc::Status Stats(grpc::ServerContext*, const v1::StatsRequest*, v1::StatsResponse*) override;
   grpc::Status Inventory(grpc::ServerContext*, const v1::InventoryRequest*,
                          v1::InventoryResponse*) override;
   grpc::Status FormatEncrypted(grpc::ServerContext*, const v1::FormatEncryptedRequest*,
@@ -99,6 +101,15 @@ class HelperService final : public v1::NodeHelper::Service {
   absl::StatusOr<InFlight::Guard> Acquire(const std::string& volume_uuid,
                                           std::vector<std::string> paths);
   absl::StatusOr<BlockDevice> AttachedDevice(const std::string& volume_uuid);
+  // Path authority: `path` must match one of `kinds` of kubelet's layouts for this driver
+  // (INVALID_ARGUMENT naming the wrong component), then it is opened beneath the root.
+  absl::StatusOr<PathGuard::Parent> OpenKubeletPath(
+      std::string_view field, std::string_view path,
+      std::initializer_list<kubeletpaths::PathKind> kinds,
+      kubeletpaths::KubeletPath* matched = nullptr) const;
+  // Whether a mount is one of ours: a filesystem on one of our devices or open mappings (a
+  // staging mount, or a bind of one), or one of those device nodes bound as a file.
+  absl::StatusOr<std::function<bool(const MountEntry&)>> OurMounts();
   // DESIGN.md rule 1's request-level part, shared by Format and FormatEncrypted: never on
   // read-only or multi-node volumes, never without a never-written proof.
   static absl::Status CheckMayWriteHeader(bool read_only, bool multi_node,
@@ -116,6 +127,7 @@ class HelperService final : public v1::NodeHelper::Service {
 
   ServiceConfig config_;
   PathGuard guard_;
+  kubeletpaths::KubeletLayouts layouts_;
   std::unique_ptr<Transport> transport_;
   MkfsRunner* mkfs_;
   FormatState format_state_;

@@ -11,7 +11,9 @@
 namespace lbcsi::helper {
 namespace {
 
-bool IsLowerHex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
+bool IsLowerHex(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+}
 
 }  // namespace
 
@@ -106,7 +108,8 @@ absl::Status ValidateSelinuxLabel(std::string_view field, std::string_view label
     }
   }
   for (size_t i = 0; i < 3; ++i) {
-    if (parts[i].find(',') != std::string_view::npos || parts[i].find('.') != std::string_view::npos) {
+    if (parts[i].find(',') != std::string_view::npos ||
+        parts[i].find('.') != std::string_view::npos) {
       return InvalidField(field, "user, role and type hold no ',' or '.'");
     }
   }
@@ -115,12 +118,9 @@ absl::Status ValidateSelinuxLabel(std::string_view field, std::string_view label
 
 std::string_view FsTypeName(v1::FsType fs_type) {
   switch (fs_type) {
-    case v1::FS_TYPE_EXT4:
-      return "ext4";
-    case v1::FS_TYPE_XFS:
-      return "xfs";
-    default:
-      return "";
+    case v1::FS_TYPE_EXT4: return "ext4";
+    case v1::FS_TYPE_XFS: return "xfs";
+    default: return "";
   }
 }
 
@@ -136,6 +136,11 @@ absl::StatusOr<MountOptionSet> BuildMountOptions(
     if (staging && fs_type == v1::FS_TYPE_EXT4) parts.push_back("noload");
     if (staging && fs_type == v1::FS_TYPE_XFS) parts.push_back("norecovery");
   }
+  // Always: a pod that is root inside its volume must not get working device nodes or
+  // set-uid binaries out of it (docs/security.md). Requesting them again is a no-op.
+  parts.push_back("nosuid");
+  parts.push_back("nodev");
+  out.flags |= MS_NOSUID | MS_NODEV;
   for (int raw : options) {
     if (!seen.insert(raw).second) continue;  // duplicates are harmless; keep one
     switch (static_cast<v1::MountOption>(raw)) {
@@ -155,19 +160,12 @@ absl::StatusOr<MountOptionSet> BuildMountOptions(
         if (staging) parts.push_back("nouuid");
         break;
       case v1::MOUNT_OPTION_NOSUID:
-        parts.push_back("nosuid");
-        out.flags |= MS_NOSUID;
-        break;
-      case v1::MOUNT_OPTION_NODEV:
-        parts.push_back("nodev");
-        out.flags |= MS_NODEV;
-        break;
+      case v1::MOUNT_OPTION_NODEV: break;  // always on
       case v1::MOUNT_OPTION_NOEXEC:
         parts.push_back("noexec");
         out.flags |= MS_NOEXEC;
         break;
-      default:
-        return InvalidField("options", "unknown mount option value ", raw);
+      default: return InvalidField("options", "unknown mount option value ", raw);
     }
   }
   if (!selinux_context.empty()) {

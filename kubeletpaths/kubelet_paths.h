@@ -89,6 +89,8 @@ class KubeletLayouts {
   // Builders (tests, the agent's own paths). Arguments must already satisfy the component rules;
   // Classify of the result gives them back.
   std::string StageMountPath(std::string_view volume_handle_sha256_hex) const;
+  // kubelet's staging path for a volume handle (CSI volume_id): StageMountPath of its sha256.
+  std::string StageMountPathForHandle(std::string_view volume_handle) const;
   std::string StageMountLegacyPath(std::string_view pv_name) const;
   std::string PublishMountPath(std::string_view pod_uid, std::string_view volume_name) const;
   std::string StageBlockPath(std::string_view pv_name) const;
@@ -104,6 +106,9 @@ class KubeletLayouts {
   std::string root_;
   std::string driver_;
 };
+
+// Lower-case hex sha256 of a volume handle, as kubelet names the staging directory after it.
+std::string VolumeHandleSha256(std::string_view volume_handle);
 
 // Component rules, exposed for callers that build names (and their tests).
 // A Kubernetes object name as kubelet uses it in a path (PV name, pod volume name): 1..253 of

@@ -81,7 +81,7 @@ put 0644 "$here/modules-load-lbcsi.conf" /etc/modules-load.d/lbcsi.conf
 put_text 0644 /etc/default/lbcsi-helper \
 "# Written by lbcsi install.sh: site arguments of lbcsi-helper.
 LBCSI_KUBELET_DIR=$kubelet_dir
-LBCSI_HELPER_ARGS=\"--allowed-uid=$agent_uid --allowed-gid=$agent_gid --agent-uid=$agent_uid --plugin-socket-dir=$kubelet_dir/plugins/$driver_name --registration-dir=$kubelet_dir/plugins_registry/$driver_name\""
+LBCSI_HELPER_ARGS=\"--allowed-uid=$agent_uid --allowed-gid=$agent_gid --agent-uid=$agent_uid --plugin-socket-dir=$kubelet_dir/plugins/$driver_name --registration-dir=$kubelet_dir/plugins_registry/$driver_name --driver-name=$driver_name\""
 put_text 0644 /etc/tmpfiles.d/lbcsi.conf \
 "# lbcsi: the node agent's state directory, owned by the agent pod's uid.
 d /var/lib/lbcsi-agent 0700 $agent_uid $agent_gid -"

@@ -24,20 +24,15 @@ struct ContextDeleter {
 absl::Status MountErrno(std::string_view what, std::string_view path, int err) {
   std::string msg = Cat(what, " ", path, ": ", std::strerror(err));
   switch (err) {
-    case EBUSY:
-      return absl::FailedPreconditionError(msg);
+    case EBUSY: return absl::FailedPreconditionError(msg);
     case EINVAL:
     case ENOTDIR:
-    case ENOTBLK:
-      return absl::FailedPreconditionError(msg);
+    case ENOTBLK: return absl::FailedPreconditionError(msg);
     case EROFS:
     case EACCES:
-    case EPERM:
-      return absl::PermissionDeniedError(msg);
-    case EIO:
-      return absl::DataLossError(msg);
-    default:
-      return absl::InternalError(msg);
+    case EPERM: return absl::PermissionDeniedError(msg);
+    case EIO: return absl::DataLossError(msg);
+    default: return absl::InternalError(msg);
   }
 }
 
@@ -82,8 +77,9 @@ absl::Status MountFilesystem(const std::string& device_path, const UniqueFd& tar
   int err = mnt_context_syscall_called(cxt.get()) ? mnt_context_get_syscall_errno(cxt.get()) : 0;
   char buf[BUFSIZ] = {0};
   mnt_context_get_excode(cxt.get(), rc, buf, sizeof(buf));
-  std::string msg = Cat("mount ", device_path, " (", fs_type, ", ", opts, "): ",
-                        buf[0] ? buf : "libmount failed", err ? Cat(" (", std::strerror(err), ")") : "");
+  std::string msg =
+      Cat("mount ", device_path, " (", fs_type, ", ", opts, "): ", buf[0] ? buf : "libmount failed",
+          err ? Cat(" (", std::strerror(err), ")") : "");
   if (err == EBUSY || err == EINVAL || err == ENOTBLK || err == ENODEV) {
     return absl::FailedPreconditionError(msg);
   }
@@ -124,13 +120,19 @@ absl::Status BindMount(const UniqueFd& source_fd, const PathGuard::Parent& targe
   return st;
 }
 
-absl::StatusOr<int> UnmountAll(const PathGuard::Parent& parent) {
+absl::StatusOr<int> UnmountAll(const PathGuard::Parent& parent,
+                               const std::function<bool(const MountEntry&)>& ours) {
   std::string path = Cat(parent.fd.ProcPath(), "/", parent.leaf);
   for (int n = 0; n < kMaxStacked; ++n) {
     absl::StatusOr<std::optional<MountEntry>> top = MountAt(parent);
     if (absl::IsNotFound(top.status())) return n;
     RETURN_IF_ERROR(top.status());
     if (!top->has_value()) return n;
+    if (!ours(**top)) {
+      return absl::FailedPreconditionError(Cat(parent.path, " has a mount of ", (*top)->fs_type,
+                                               " that is not one of this "
+                                               "helper's volumes; refusing to unmount it"));
+    }
     uint64_t id = (*top)->id;
     if (umount2(path.c_str(), UMOUNT_NOFOLLOW) != 0) {
       int err = errno;

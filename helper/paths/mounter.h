@@ -7,6 +7,7 @@
 // through "/proc/self/fd/<parent>/<leaf>" with UMOUNT_NOFOLLOW, after the mount id
 // seen on the leaf was checked in mountinfo, and the id is checked again after.
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -40,9 +41,11 @@ bool SelinuxLabelsMounts();
 absl::Status BindMount(const UniqueFd& source_fd, const PathGuard::Parent& target,
                        unsigned long flags);
 
-// Unmounts everything stacked on parent/leaf. Returns how many mounts went away
-// (0: nothing was mounted, which is success). Never stats through the mount,
+// Unmounts everything stacked on parent/leaf, top first, as long as `ours` accepts the top
+// mount; a mount it refuses stops the loop with FAILED_PRECONDITION and stays. Returns how many
+// mounts went away (0: nothing was mounted, which is success). Never stats through the mount,
 // so it works when the device returns EIO.
-absl::StatusOr<int> UnmountAll(const PathGuard::Parent& parent);
+absl::StatusOr<int> UnmountAll(const PathGuard::Parent& parent,
+                               const std::function<bool(const MountEntry&)>& ours);
 
 }  // namespace lbcsi::helper

@@ -272,7 +272,16 @@ _stack_write_env() {
       printf '%s:\n  jwt: "%s"\n' "$k" "$jwt"
     done >"$dir/csi-sanity/secrets.yaml"
   )
-  mkdir -p "$dir/kubelet/csi-sanity"
+  # csi-sanity makes its own staging/target paths; the helper accepts only kubelet's CSI layouts
+  # of this driver (kubeletpaths/), so these commands make layout-shaped ones and print them.
+  # (Kubernetes names are lower case: a hex suffix, not mktemp's mixed-case one.)
+  local suffix='n=sanity-$(od -An -N6 -tx1 /dev/urandom | tr -d " \\n")'
+  printf '#!/bin/sh\n%s\nd=%s/kubelet/plugins/kubernetes.io/csi/pv/$n/globalmount\n%s\n' \
+    "$suffix" "$dir" 'mkdir -p "$d" && echo "$d"' >"$dir/csi-sanity/make-staging-path"
+  printf '#!/bin/sh\n%s\nd=%s/kubelet/pods/$n/volumes/kubernetes.io~csi/sanity\n%s\n' \
+    "$suffix" "$dir" 'mkdir -p "$d" && echo "$d/mount"' >"$dir/csi-sanity/make-target-path"
+  chmod 0755 "$dir/csi-sanity/make-staging-path" "$dir/csi-sanity/make-target-path"
+  mkdir -p "$dir/kubelet/plugins/kubernetes.io/csi/pv" "$dir/kubelet/pods"
   (
     umask 077
     cat >"$dir/env" <<EOF

@@ -11,6 +11,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include <grpcpp/create_channel.h>
@@ -167,12 +168,19 @@ class AgentIntegration : public ::testing::Test {
     close(fd);
     std::ofstream(Cat(dir_, "/sim/volumes/", Uuid(n), ".acl")) << kHostNqn << "\n";
   }
+  // kubelet's paths (the helper accepts no others): the pre-1.24 pv layout for filesystem
+  // volumes, volumeDevices for the ones staged as raw block.
   std::string Staging(int n) {
+    if (block_.count(n))
+      return Cat(root_, "/plugins/kubernetes.io/csi/volumeDevices/staging/pv", n);
     return Cat(root_, "/plugins/kubernetes.io/csi/pv/pv", n, "/globalmount");
   }
   std::string Target(int n) {
+    if (block_.count(n))
+      return Cat(root_, "/plugins/kubernetes.io/csi/volumeDevices/publish/pv", n, "/p");
     return Cat(root_, "/pods/p/volumes/kubernetes.io~csi/pv", n, "/mount");
   }
+  std::set<int> block_;
 
   template <typename Req, typename Resp, typename Fn>
   grpc::Status Call(Fn fn, const Req& req, Resp* resp) {
@@ -181,6 +189,7 @@ class AgentIntegration : public ::testing::Test {
     return ((*node_).*fn)(&ctx, req, resp);
   }
   grpc::Status Stage(int n, const csi::v1::VolumeCapability& cap) {
+    if (cap.has_block()) block_.insert(n);
     std::filesystem::create_directories(Staging(n));  // kubelet's job
     csi::v1::NodeStageVolumeRequest r;
     r.set_volume_id(VolId(n));

@@ -34,6 +34,7 @@
 #include "agent/state/store.h"
 #include "common/strings.h"
 #include "csi/v1/csi.grpc.pb.h"
+#include "kubeletpaths/kubelet_paths.h"
 #include "lightos/grpc_client.h"
 #include "tests/common/loop_devices.h"
 
@@ -303,7 +304,8 @@ class NodeStack {
     return Cat("mgmt:", mgmt_, "|nguid:", uuid, "|scheme:grpc");
   }
   std::string Staging(const std::string& tag) const {
-    return Cat(root_, "/plugins/kubernetes.io/csi/pv/", tag, "/globalmount");
+    return Cat(root_, "/plugins/kubernetes.io/csi/", kDriver, "/",
+               kubeletpaths::VolumeHandleSha256(tag), "/globalmount");
   }
   std::string Target(const std::string& tag) const {
     return Cat(root_, "/pods/pod-", tag, "/volumes/kubernetes.io~csi/", tag, "/mount");

@@ -5,10 +5,12 @@
 
 #include <chrono>
 #include <filesystem>
+#include <set>
 #include <string>
 
 #include "csi/v1/csi.grpc.pb.h"
 #include "csicontext/keys.h"
+#include "kubeletpaths/kubelet_paths.h"
 #include "tests/conformance/stack.h"
 
 namespace lbcsi::conformance {
@@ -35,13 +37,19 @@ class CsiClient {
   explicit CsiClient(Stack& stack, int deadline_seconds = 60)
       : s_(stack), deadline_(deadline_seconds) {}
 
-  // Where kubelet would put a PV's staging dir and a pod's target for it.
+  // Where kubelet would put a PV's staging dir and a pod's target for it (kubeletpaths: the
+  // helper accepts no others). A PV staged or published as a block volume gets kubelet's
+  // volumeDevices paths from then on.
+  kubeletpaths::KubeletLayouts Layouts() const {
+    return *kubeletpaths::KubeletLayouts::Create(s_.kubelet_root(), "csi.lightbitslabs.com");
+  }
   std::string Staging(const std::string& pv) const {
-    // kubelet's layout for a PV (kubeletpaths/kubelet_paths.h: kStageMountLegacy).
-    return s_.kubelet_root() + "/plugins/kubernetes.io/csi/pv/" + pv + "/globalmount";
+    return block_pvs_.count(pv) ? Layouts().StageBlockPath(pv)
+                                : Layouts().StageMountPathForHandle(pv);
   }
   std::string Target(const std::string& pv, const std::string& pod = "pod1") const {
-    return s_.kubelet_root() + "/pods/" + pod + "/volumes/kubernetes.io~csi/" + pv + "/mount";
+    return block_pvs_.count(pv) ? Layouts().PublishBlockPath(pv, pod)
+                                : Layouts().PublishMountPath(pod, pv);
   }
 
   csi::v1::CreateVolumeRequest CreateReq(const std::string& name, int64_t bytes = kGiB,
@@ -105,6 +113,7 @@ class CsiClient {
       const google::protobuf::Map<std::string, std::string>& publish_context,
       const csi::v1::VolumeCapability& cap = MountCap()) const {
     csi::v1::NodeStageVolumeRequest r;
+    if (cap.has_block()) block_pvs_.insert(pv);
     r.set_volume_id(id);
     r.set_staging_target_path(Staging(pv));
     *r.mutable_volume_capability() = cap;
@@ -123,6 +132,7 @@ class CsiClient {
       const csi::v1::VolumeCapability& cap = MountCap(), bool readonly = false,
       const std::string& pod = "pod1") const {
     csi::v1::NodePublishVolumeRequest r;
+    if (cap.has_block()) block_pvs_.insert(pv);
     r.set_volume_id(id);
     r.set_staging_target_path(Staging(pv));
     r.set_target_path(Target(pv, pod));
@@ -150,10 +160,16 @@ class CsiClient {
     return r;
   }
 
-  // What kubelet does before the calls: the staging dir and the target's parent exist.
+  // What kubelet does before the calls: the staging dir and the target's parent exist (for
+  // both volume modes: which one the PV has is known only at stage time).
   void PrepareNodeDirs(const std::string& pv, const std::string& pod = "pod1") const {
-    std::filesystem::create_directories(Staging(pv));
-    std::filesystem::create_directories(std::filesystem::path(Target(pv, pod)).parent_path());
+    const kubeletpaths::KubeletLayouts l = Layouts();
+    std::filesystem::create_directories(l.StageMountPathForHandle(pv));
+    std::filesystem::create_directories(l.StageBlockPath(pv));
+    std::filesystem::create_directories(
+        std::filesystem::path(l.PublishMountPath(pod, pv)).parent_path());
+    std::filesystem::create_directories(
+        std::filesystem::path(l.PublishBlockPath(pv, pod)).parent_path());
   }
 
   // One call with a deadline: C(&Stub::Method, request, &response).
@@ -184,6 +200,7 @@ class CsiClient {
 
   Stack& s_;
   int deadline_;
+  mutable std::set<std::string> block_pvs_;  // PVs used as raw block volumes
 };
 
 }  // namespace lbcsi::conformance

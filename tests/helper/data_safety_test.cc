@@ -23,8 +23,12 @@ uint32_t Crc32(const unsigned char* p, size_t n) {
   return ~c;
 }
 
-void PutLe32(unsigned char* p, uint32_t v) { std::memcpy(p, &v, 4); }
-void PutLe64(unsigned char* p, uint64_t v) { std::memcpy(p, &v, 8); }
+void PutLe32(unsigned char* p, uint32_t v) {
+  std::memcpy(p, &v, 4);
+}
+void PutLe64(unsigned char* p, uint64_t v) {
+  std::memcpy(p, &v, 8);
+}
 
 void WriteAt(const std::string& file, uint64_t off, const void* data, size_t n) {
   int fd = open(file.c_str(), O_WRONLY);
@@ -52,9 +56,9 @@ void RunTool(std::vector<std::string> argv) {
 void MakeMbr(const std::string& f) {
   unsigned char s[512] = {};
   unsigned char* e = s + 446;
-  e[4] = 0x83;                 // Linux partition
-  PutLe32(e + 8, 2048);        // first LBA
-  PutLe32(e + 12, 32768);      // sectors
+  e[4] = 0x83;             // Linux partition
+  PutLe32(e + 8, 2048);    // first LBA
+  PutLe32(e + 12, 32768);  // sectors
   s[510] = 0x55;
   s[511] = 0xaa;
   WriteAt(f, 0, s, sizeof(s));
@@ -97,10 +101,10 @@ void MakeGpt(const std::string& f, uint64_t size) {
 void MakeLuks2(const std::string& f) {
   unsigned char h[4096] = {};
   std::memcpy(h, "LUKS\xba\xbe", 6);
-  h[7] = 2;                                    // version 2, big-endian
-  h[8 + 6] = 0x40;                             // hdr_size 16384 (BE u64)
-  h[16 + 7] = 1;                               // seqid
-  std::memcpy(h + 72, "sha256", 6);            // checksum_alg
+  h[7] = 2;                                                          // version 2, big-endian
+  h[8 + 6] = 0x40;                                                   // hdr_size 16384 (BE u64)
+  h[16 + 7] = 1;                                                     // seqid
+  std::memcpy(h + 72, "sha256", 6);                                  // checksum_alg
   std::memcpy(h + 168, "5a5a5a5a-1111-4222-8333-444444444444", 36);  // uuid
   WriteAt(f, 0, h, sizeof(h));
 }
@@ -139,8 +143,7 @@ TEST_P(DataSafety, NoRequestCombinationChangesTheVolume) {
   ASSERT_TRUE(Call(&Stub::Probe, p, &pr).ok());
   EXPECT_EQ(pr.kind(), fx.kind) << pr.type();
 
-  const std::string staging = root_ + "/staging";
-  std::filesystem::create_directories(staging);
+  const std::string staging = StagingPath("staging");
   for (v1::FsType fs : {v1::FS_TYPE_EXT4, v1::FS_TYPE_XFS}) {
     for (int proof : {0, 1, 2}) {
       for (int access = 0; access < 3; ++access) {  // rw single, read-only, multi-node
@@ -174,8 +177,8 @@ TEST_P(DataSafety, NoRequestCombinationChangesTheVolume) {
     m.set_read_only(true);
     v1::MountResponse mr;
     grpc::Status st = Call(&Stub::Mount, m, &mr);
-    bool same_fs = fx.kind == v1::CONTENT_KIND_FILESYSTEM &&
-                   kind == (fs == v1::FS_TYPE_EXT4 ? "ext4" : "xfs");
+    bool same_fs =
+        fx.kind == v1::CONTENT_KIND_FILESYSTEM && kind == (fs == v1::FS_TYPE_EXT4 ? "ext4" : "xfs");
     EXPECT_EQ(st.ok(), same_fs) << st.error_message();
     v1::UnmountRequest u;
     u.set_staging_path(staging);
@@ -194,14 +197,18 @@ TEST_P(DataSafety, NoRequestCombinationChangesTheVolume) {
 
 INSTANTIATE_TEST_SUITE_P(
     Fixtures, DataSafety,
-    ::testing::Values(
-        Fixture{"ext4", "1a000000-0000-4000-8000-000000000001", 64ull << 20, v1::CONTENT_KIND_FILESYSTEM},
-        Fixture{"xfs", "1b000000-0000-4000-8000-000000000002", 320ull << 20, v1::CONTENT_KIND_FILESYSTEM},
-        Fixture{"gpt", "1c000000-0000-4000-8000-000000000003", 64ull << 20, v1::CONTENT_KIND_PARTITION_TABLE},
-        Fixture{"mbr", "1d000000-0000-4000-8000-000000000004", 64ull << 20, v1::CONTENT_KIND_PARTITION_TABLE},
-        Fixture{"luks2", "1e000000-0000-4000-8000-000000000005", 64ull << 20, v1::CONTENT_KIND_CRYPTO},
-        Fixture{"data_at_1gib", "1f000000-0000-4000-8000-000000000006", (1ull << 30) + (4ull << 20),
-                v1::CONTENT_KIND_BLANK}),
+    ::testing::Values(Fixture{"ext4", "1a000000-0000-4000-8000-000000000001", 64ull << 20,
+                              v1::CONTENT_KIND_FILESYSTEM},
+                      Fixture{"xfs", "1b000000-0000-4000-8000-000000000002", 320ull << 20,
+                              v1::CONTENT_KIND_FILESYSTEM},
+                      Fixture{"gpt", "1c000000-0000-4000-8000-000000000003", 64ull << 20,
+                              v1::CONTENT_KIND_PARTITION_TABLE},
+                      Fixture{"mbr", "1d000000-0000-4000-8000-000000000004", 64ull << 20,
+                              v1::CONTENT_KIND_PARTITION_TABLE},
+                      Fixture{"luks2", "1e000000-0000-4000-8000-000000000005", 64ull << 20,
+                              v1::CONTENT_KIND_CRYPTO},
+                      Fixture{"data_at_1gib", "1f000000-0000-4000-8000-000000000006",
+                              (1ull << 30) + (4ull << 20), v1::CONTENT_KIND_BLANK}),
     [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace

@@ -25,10 +25,8 @@ class DeviceErrors : public BackedHelper, public ::testing::WithParamInterface<v
     v1::FormatResponse fr;
     grpc::Status st = Call(&Stub::Format, FormatReq(uuid, fs), &fr, 300);
     ASSERT_TRUE(st.ok()) << st.error_message();
-    staging_ = root_ + "/plugins/drv/" + uuid + "/globalmount";
-    target_ = root_ + "/pods/p/volumes/" + uuid + "/mount";
-    std::filesystem::create_directories(staging_);
-    std::filesystem::create_directories(root_ + "/pods/p/volumes/" + uuid);
+    staging_ = StagingPath(uuid);
+    target_ = PublishPath("p", uuid);
     v1::MountRequest m;
     m.set_volume_uuid(uuid);
     m.set_staging_path(staging_);
@@ -194,7 +192,7 @@ TEST_P(DeviceErrors, DeviceClearedWhileMountedGoesAwayAfterUnmount) {
   // Stats on the block path by UUID reports the device gone, as a condition.
   v1::StatsRequest sreq;
   sreq.set_volume_uuid(uuid);
-  sreq.set_path(root_ + "/plugins");
+  sreq.set_path(BlockStagingPath("pv-gone"));
   sreq.set_block(true);
   v1::StatsResponse sresp;
   st = Call(&Stub::Stats, sreq, &sresp);

@@ -71,7 +71,7 @@ class EncryptionHelperTest : public HelperProcess {
   std::vector<std::string> ExtraArgs() const override {
     // Cheap key slots: the tests measure behaviour, not PBKDF strength.
     return {"--luks-pbkdf-iterations", "4", "--luks-pbkdf-memory-kib", "32768",
-            "--luks-pbkdf-parallel", "1"};
+            "--luks-pbkdf-parallel",   "1"};
   }
   std::string HelperLog() {
     std::ifstream in(log_path_);

@@ -65,8 +65,7 @@ class FormatResumeBase : public BackedHelper {
     EXPECT_EQ(p.kind(), v1::CONTENT_KIND_FILESYSTEM);
     EXPECT_EQ(p.type(), FsName(fs));
     EXPECT_FALSE(p.format_in_progress());
-    const std::string staging = root_ + "/staging-" + uuid;
-    std::filesystem::create_directories(staging);
+    const std::string staging = StagingPath("staging-" + uuid);
     grpc::Status st = Mount(uuid, fs, staging);
     ASSERT_TRUE(st.ok()) << st.error_message();
     std::ofstream(staging + "/kept") << "data after the resumed format\n";
@@ -135,8 +134,7 @@ TEST_P(FormatResume, HelperKilledDuringMkfsIsFinishedByTheNextFormat) {
   v1::ProbeResponse p = Probe(uuid);
   EXPECT_TRUE(p.format_in_progress());
   // Half-made: never mounted.
-  const std::string staging = root_ + "/early";
-  std::filesystem::create_directories(staging);
+  const std::string staging = StagingPath("early");
   grpc::Status st = Mount(uuid, fs, staging);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
   EXPECT_TRUE(MountsUnder(staging).empty());
@@ -165,8 +163,7 @@ TEST_P(FormatResume, CompleteFilesystemWithRecordIsFormattedOnceMore) {
   v1::ProbeResponse p = Probe(uuid);
   EXPECT_EQ(p.kind(), v1::CONTENT_KIND_FILESYSTEM);
   EXPECT_TRUE(p.format_in_progress());
-  const std::string staging = root_ + "/early";
-  std::filesystem::create_directories(staging);
+  const std::string staging = StagingPath("early");
   EXPECT_EQ(Mount(uuid, fs, staging).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
 
   v1::FormatResponse fr;
@@ -228,8 +225,7 @@ TEST_F(FormatRecordRules, FilesystemWithoutRecordIsNeverFormattedAgain) {
   ASSERT_TRUE(st.ok()) << st.error_message();
   ASSERT_TRUE(fr.formatted());
   EXPECT_FALSE(fr.resumed_interrupted_format());
-  const std::string staging = root_ + "/staging";
-  std::filesystem::create_directories(staging);
+  const std::string staging = StagingPath("staging");
   ASSERT_TRUE(Mount(uuid, v1::FS_TYPE_EXT4, staging).ok());
   std::ofstream(staging + "/precious") << "user data\n";
   ASSERT_TRUE(Unmount(staging).ok());

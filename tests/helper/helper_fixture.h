@@ -27,6 +27,7 @@
 
 #include "common/strings.h"
 #include "helper/paths/mountinfo.h"
+#include "kubeletpaths/kubelet_paths.h"
 #include "tests/common/loop_devices.h"
 #include "lbcsi/helper/v1/helper.grpc.pb.h"
 
@@ -194,6 +195,40 @@ class HelperProcess : public ::testing::Test {
     std::ofstream(Cat(dir_, "/sim/volumes/", uuid, ".acl"))
         << (acl ? kHostNqn : "ALLOW_NONE") << "\n";
     return img;
+  }
+
+  // kubelet's paths for this helper's root and driver (the helper accepts no others). Each
+  // creates the parent directories, as kubelet does; staging paths also the leaf (kubelet makes
+  // globalmount and the block staging directory before NodeStageVolume).
+  kubeletpaths::KubeletLayouts Layouts() const {
+    return *kubeletpaths::KubeletLayouts::Create(std::filesystem::canonical(root_).string(),
+                                                 "csi.lightbitslabs.com");
+  }
+  std::string StagingPath(std::string_view tag) const {
+    std::string p = Layouts().StageMountPathForHandle(tag);
+    std::filesystem::create_directories(p);
+    return p;
+  }
+  // The driver's own inline-volume directory (not created: the helper makes it).
+  std::string EphemeralPath(std::string_view tag) const {
+    std::string p = Layouts().EphemeralPath(kubeletpaths::VolumeHandleSha256(tag).substr(0, 40));
+    std::filesystem::create_directories(std::filesystem::path(p).parent_path());
+    return p;
+  }
+  std::string PublishPath(std::string_view pod, std::string_view name) const {
+    std::string p = Layouts().PublishMountPath(pod, name);
+    std::filesystem::create_directories(std::filesystem::path(p).parent_path());
+    return p;
+  }
+  std::string BlockStagingPath(std::string_view pv) const {
+    std::string p = Layouts().StageBlockPath(pv);
+    std::filesystem::create_directories(p);
+    return p;
+  }
+  std::string BlockPublishPath(std::string_view pv, std::string_view pod) const {
+    std::string p = Layouts().PublishBlockPath(pv, pod);
+    std::filesystem::create_directories(std::filesystem::path(p).parent_path());
+    return p;
   }
 
   template <typename Req, typename Resp, typename Fn>

@@ -30,8 +30,7 @@ class Hostile : public HelperProcess {
     f.set_proof(v1::NEVER_WRITTEN_PROOF_CREATED_EMPTY);
     v1::FormatResponse fr;
     ASSERT_TRUE(Call(&Stub::Format, f, &fr, 120).ok());
-    staging_ = root_ + "/staging";
-    std::filesystem::create_directories(staging_);
+    staging_ = StagingPath("staging");
     v1::MountRequest m;
     m.set_volume_uuid(uuid_);
     m.set_staging_path(staging_);
@@ -61,14 +60,25 @@ TEST_F(Hostile, EveryPathFieldRefusesEscapes) {
   if (dir_.empty()) return;
   Stage();
   std::filesystem::create_directories(outside_ + "/x");
-  std::filesystem::create_directories(root_ + "/d");
-  std::filesystem::create_directory_symlink(outside_, root_ + "/link");
-  std::filesystem::create_directory_symlink(outside_ + "/x", root_ + "/d/leaflink");
+  // Layout-conformant paths through a symlinked component and onto a symlinked leaf: the
+  // layouts accept them, the path guard must not follow the links.
+  const std::string valid_target = PublishPath("pd", "t");
+  std::filesystem::create_directories(root_ + "/pods");
+  std::filesystem::create_directory_symlink(outside_, root_ + "/pods/link");
+  const std::string leaflink = PublishPath("pd", "leaflink");
+  std::filesystem::create_directory_symlink(outside_ + "/x", leaflink);
   outside_entries_ = 2;  // sentinel + x
-  const std::vector<std::string> bad = {
-      "relative/path", root_ + "/../outside/x", root_ + "/d/../../outside/x", outside_ + "/x",
-      "/etc", root_, root_ + "/link/x", root_ + "/d/leaflink", root_ + "//d",
-      root_ + "/" + std::string(5000, 'a'), root_ + std::string("/d\0x", 4)};
+  const std::vector<std::string> bad = {"relative/path",
+                                        root_ + "/../outside/x",
+                                        root_ + "/d/../../outside/x",
+                                        outside_ + "/x",
+                                        "/etc",
+                                        root_,
+                                        root_ + "/pods/link/volumes/kubernetes.io~csi/x/mount",
+                                        leaflink,
+                                        root_ + "//d",
+                                        root_ + "/" + std::string(5000, 'a'),
+                                        root_ + std::string("/d\0x", 4)};
   for (const std::string& p : bad) {
     SCOPED_TRACE(p.substr(0, 120));
     v1::MountRequest m;
@@ -83,7 +93,7 @@ TEST_F(Hostile, EveryPathFieldRefusesEscapes) {
     pub.set_staging_path(staging_);
     v1::PublishResponse pr;
     EXPECT_FALSE(Call(&Stub::Publish, pub, &pr).ok());
-    pub.set_target_path(root_ + "/d/t");
+    pub.set_target_path(valid_target);
     pub.set_staging_path(p);
     EXPECT_FALSE(Call(&Stub::Publish, pub, &pr).ok());
     v1::PublishRequest bpub;
@@ -117,18 +127,19 @@ TEST_F(Hostile, EveryPathFieldRefusesEscapes) {
       EXPECT_FALSE(upr.target_removed());
     }
   }
-  EXPECT_TRUE(std::filesystem::is_symlink(root_ + "/link"));
+  EXPECT_TRUE(std::filesystem::is_symlink(root_ + "/pods/link"));
   // A bind mount over a component of the target's parent chain.
-  std::filesystem::create_directories(root_ + "/bm");
-  ASSERT_EQ(mount((outside_ + "/x").c_str(), (root_ + "/bm").c_str(), nullptr, MS_BIND, nullptr), 0);
+  std::filesystem::create_directories(root_ + "/pods/bm");
+  ASSERT_EQ(
+      mount((outside_ + "/x").c_str(), (root_ + "/pods/bm").c_str(), nullptr, MS_BIND, nullptr), 0);
   v1::PublishRequest pub;
   pub.set_volume_uuid(uuid_);
-  pub.set_target_path(root_ + "/bm/t");
+  pub.set_target_path(root_ + "/pods/bm/volumes/kubernetes.io~csi/t/mount");
   pub.set_staging_path(staging_);
   v1::PublishResponse pr;
   grpc::Status st = Call(&Stub::Publish, pub, &pr);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
-  umount2((root_ + "/bm").c_str(), MNT_DETACH);
+  umount2((root_ + "/pods/bm").c_str(), MNT_DETACH);
   ExpectOutsideUntouched();
 }
 
@@ -136,12 +147,12 @@ TEST_F(Hostile, SymlinkSwappedDuringTenThousandRequests) {
   if (dir_.empty()) return;
   Stage();
   outside_entries_ = 1;
-  std::filesystem::create_directories(root_ + "/race");
-  std::filesystem::create_directory_symlink(outside_, root_ + "/race_link");
+  const std::string target = PublishPath("race", "t");
+  std::filesystem::create_directory_symlink(outside_, root_ + "/pods/race-link");
   std::atomic<bool> stop{false};
   std::atomic<int> swaps{0};
   std::thread swapper([&] {
-    std::string a = root_ + "/race", b = root_ + "/race_link";
+    std::string a = root_ + "/pods/race", b = root_ + "/pods/race-link";
     while (!stop) {
       if (renameat2(AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE) == 0) ++swaps;
     }
@@ -151,13 +162,13 @@ TEST_F(Hostile, SymlinkSwappedDuringTenThousandRequests) {
   for (int i = 0; i < 10000; ++i) {
     v1::PublishRequest pub;
     pub.set_volume_uuid(uuid_);
-    pub.set_target_path(root_ + "/race/t");
+    pub.set_target_path(target);
     pub.set_staging_path(staging_);
     v1::PublishResponse pr;
     if (Call(&Stub::Publish, pub, &pr).ok()) {
       ++ok;
       v1::UnpublishRequest up;
-      up.set_target_path(root_ + "/race/t");
+      up.set_target_path(target);
       v1::UnpublishResponse upr;
       Call(&Stub::Unpublish, up, &upr);
     } else {
@@ -192,8 +203,9 @@ TEST_F(Hostile, BadIdsAndOversizedRequests) {
     v1::ProbeResponse pr;
     EXPECT_FALSE(Call(&Stub::Probe, p, &pr).ok());
   }
-  for (std::string nqn : {std::string(""), std::string("nqn"), std::string("nqn.2014-08.a:b,hostnqn=x"),
-                          "nqn.2014-08.a:" + std::string(300, 'b')}) {
+  for (std::string nqn :
+       {std::string(""), std::string("nqn"), std::string("nqn.2014-08.a:b,hostnqn=x"),
+        "nqn.2014-08.a:" + std::string(300, 'b')}) {
     v1::AttachRequest a;
     a.set_volume_uuid(uuid_);
     a.set_subsystem_nqn(nqn);

@@ -81,13 +81,14 @@ class InFlightCalls : public BackedHelper {
     st = Call(&Stub::ExpandFilesystem, ereq, &er);
     EXPECT_EQ(st.error_code(), StatusCode::ABORTED) << "Expand: " << st.error_message();
     v1::PublishRequest preq;
+    const std::string btarget = BlockPublishPath("block-target", "p1");
     preq.set_volume_uuid(uuid);
-    preq.set_target_path(root_ + "/block-target");
+    preq.set_target_path(btarget);
     preq.set_block_device(true);
     v1::PublishResponse pr;
     st = Call(&Stub::Publish, preq, &pr);
     EXPECT_EQ(st.error_code(), StatusCode::ABORTED) << "Publish: " << st.error_message();
-    EXPECT_FALSE(std::filesystem::exists(root_ + "/block-target"));
+    EXPECT_FALSE(std::filesystem::exists(btarget));
   }
 
   // Another volume is served normally meanwhile (read-only work: the backing is frozen).
@@ -96,8 +97,7 @@ class InFlightCalls : public BackedHelper {
     grpc::Status st = Probe(uuid, &p);
     ASSERT_TRUE(st.ok()) << st.error_message();
     EXPECT_EQ(p.type(), "ext4");
-    const std::string staging = root_ + "/other-" + uuid;
-    std::filesystem::create_directories(staging);
+    const std::string staging = StagingPath("other-" + uuid);
     v1::MountResponse mr;
     st = Call(&Stub::Mount, MountReq(uuid, staging, true), &mr);
     ASSERT_TRUE(st.ok()) << st.error_message();
@@ -119,8 +119,7 @@ TEST_F(InFlightCalls, FormatInFlightAbortsCallsOnItsVolumeOnly) {
   MakeExt4Volume(b);
   Attach(a);
   Attach(b);
-  const std::string free_path = root_ + "/free";
-  std::filesystem::create_directories(free_path);
+  const std::string free_path = StagingPath("free");
 
   Freeze();
   grpc::Status first;
@@ -156,8 +155,7 @@ TEST_F(InFlightCalls, FormatPastItsDeadlineKeepsTheVolumeBusyUntilMkfsEnds) {
   MakeExt4Volume(b);
   Attach(c);
   Attach(b);
-  const std::string free_path = root_ + "/free";
-  std::filesystem::create_directories(free_path);
+  const std::string free_path = StagingPath("free");
 
   Freeze();
   OnExit thaw([&] { Thaw(); });
@@ -193,9 +191,8 @@ TEST_F(InFlightCalls, MountInFlightAbortsCallsOnItsVolumeAndPath) {
   MakeExt4Volume(e);
   Attach(d);
   Attach(e);
-  const std::string staging = root_ + "/staging-d";
-  const std::string target = root_ + "/target-d";
-  std::filesystem::create_directories(staging);
+  const std::string staging = StagingPath("staging-d");
+  const std::string target = PublishPath("p1", "target-d");
 
   Freeze();
   grpc::Status first;
@@ -224,7 +221,7 @@ TEST_F(InFlightCalls, MountInFlightAbortsCallsOnItsVolumeAndPath) {
   st = Call(&Stub::Publish, preq, &pr);
   EXPECT_EQ(st.error_code(), StatusCode::ABORTED) << "Publish: " << st.error_message();
   EXPECT_FALSE(std::filesystem::exists(target));
-  ExpectVolumeCallsAborted(d, root_ + "/free");
+  ExpectVolumeCallsAborted(d, StagingPath("free"));
   ExpectOtherVolumeServed(e);
 
   Thaw();

@@ -17,8 +17,8 @@ TEST_P(Lifecycle, FullCycleEveryCallTwice) {
   if (dir_.empty()) return;
   const v1::FsType fs = GetParam();
   const bool xfs = fs == v1::FS_TYPE_XFS;
-  const std::string uuid = xfs ? "0a000000-0000-4000-8000-000000000001"
-                               : "0e000000-0000-4000-8000-000000000001";
+  const std::string uuid =
+      xfs ? "0a000000-0000-4000-8000-000000000001" : "0e000000-0000-4000-8000-000000000001";
   const std::string buuid = "0b000000-0000-4000-8000-000000000002";
   const uint64_t size = xfs ? 512ull << 20 : 64ull << 20;
   std::string img = MakeVolume(uuid, size);
@@ -53,8 +53,7 @@ TEST_P(Lifecycle, FullCycleEveryCallTwice) {
   EXPECT_EQ(probe.type(), xfs ? "xfs" : "ext4");
   EXPECT_FALSE(probe.format_in_progress());
 
-  const std::string staging = root_ + "/plugins/kubernetes.io/csi/drv/h/globalmount";
-  std::filesystem::create_directories(staging);
+  const std::string staging = StagingPath("h");
   v1::MountRequest mreq;
   mreq.set_volume_uuid(uuid);
   mreq.set_staging_path(staging);
@@ -75,8 +74,7 @@ TEST_P(Lifecycle, FullCycleEveryCallTwice) {
   std::ofstream(staging + "/hello") << "world";
 
   // Filesystem publish, twice; then a read-only one.
-  const std::string target = root_ + "/pods/p1/volumes/kubernetes.io~csi/pv/mount";
-  std::filesystem::create_directories(root_ + "/pods/p1/volumes/kubernetes.io~csi/pv");
+  const std::string target = PublishPath("p1", "pv");
   v1::PublishRequest pub;
   pub.set_volume_uuid(uuid);
   pub.set_target_path(target);
@@ -95,8 +93,7 @@ TEST_P(Lifecycle, FullCycleEveryCallTwice) {
     EXPECT_EQ(word, "world");
   }
 
-  const std::string ro_target = root_ + "/pods/p2/mount";
-  std::filesystem::create_directories(root_ + "/pods/p2");
+  const std::string ro_target = PublishPath("p2", "pv");
   v1::PublishRequest ro_pub = pub;
   ro_pub.set_target_path(ro_target);
   ro_pub.set_read_only(true);
@@ -106,8 +103,7 @@ TEST_P(Lifecycle, FullCycleEveryCallTwice) {
   EXPECT_EQ(errno, EROFS);
 
   // Block publish of the second volume, twice.
-  const std::string btarget = root_ + "/pods/p1/volumeDevices/dev1";
-  std::filesystem::create_directories(root_ + "/pods/p1/volumeDevices");
+  const std::string btarget = BlockPublishPath("pv-block", "p1");
   v1::PublishRequest bpub;
   bpub.set_volume_uuid(buuid);
   bpub.set_target_path(btarget);

@@ -41,8 +41,8 @@ TEST_F(NodeApi, DriverOwnedStagingPathIsCreatedAndRemovedByTheHelper) {
   MakeVolume(uuid, 64 << 20);
   Attach(uuid);
   Format(uuid, v1::FS_TYPE_EXT4);
-  const std::string eph = root_ + "/plugins/drv/ephemeral";
-  const std::string staging = eph + "/0123456789abcdef";
+  const std::string eph = root_ + "/plugins/csi.lightbitslabs.com/ephemeral";
+  const std::string staging = eph + "/0123456789abcdef0123456789abcdef01234567";
 
   v1::MountRequest mreq;
   mreq.set_volume_uuid(uuid);
@@ -58,7 +58,7 @@ TEST_F(NodeApi, DriverOwnedStagingPathIsCreatedAndRemovedByTheHelper) {
   ASSERT_TRUE(st.ok()) << st.error_message();
   EXPECT_TRUE(mresp.staging_path_created());
   EXPECT_FALSE(mresp.already_mounted());
-  for (const std::string& d : {root_ + "/plugins", root_ + "/plugins/drv", eph}) {
+  for (const std::string& d : {root_ + "/plugins", root_ + "/plugins/csi.lightbitslabs.com", eph}) {
     struct stat sb {};
     ASSERT_EQ(lstat(d.c_str(), &sb), 0) << d;
     EXPECT_TRUE(S_ISDIR(sb.st_mode)) << d;
@@ -101,7 +101,7 @@ TEST_F(NodeApi, DriverOwnedStagingPathIsCreatedAndRemovedByTheHelper) {
 // inline volumes' mount points must still be reachable and creatable by the helper.
 TEST_F(NodeApi, PreparedPluginDirIsTheAgentsAndStillHoldsHelperCreatedInlineMounts) {
   if (dir_.empty()) return;
-  const std::string plugin = root_ + "/plugins/drv";
+  const std::string plugin = root_ + "/plugins/csi.lightbitslabs.com";
   const std::string eph = plugin + "/ephemeral";
   // As an older install left it: everything owned by the agent.
   std::filesystem::create_directories(eph);
@@ -169,20 +169,23 @@ TEST_F(NodeApi, CreatingAStagingPathRefusesSymlinksAndPathsOutsideTheRoots) {
   MakeVolume(uuid, 64 << 20);
   Attach(uuid);
   Format(uuid, v1::FS_TYPE_EXT4);
+  // plugins/<driver> is a symlink to a directory outside the root.
   std::filesystem::create_directories(root_ + "/plugins");
-  std::filesystem::create_directory_symlink(outside_, root_ + "/plugins/link");
+  std::filesystem::create_directory_symlink(outside_, root_ + "/plugins/csi.lightbitslabs.com");
+  const std::string through_link = Layouts().EphemeralPath(std::string(40, 'e'));
   v1::MountRequest mreq;
   mreq.set_volume_uuid(uuid);
   mreq.set_fs_type(v1::FS_TYPE_EXT4);
   mreq.set_create_staging_path(true);
   v1::MountResponse mresp;
-  for (const std::string& path : {root_ + "/plugins/link/new", root_ + "/plugins/link",
-                                  outside_ + "/new", root_ + "/plugins/../../outside/new"}) {
+  for (const std::string& path : {through_link, root_ + "/plugins/link", outside_ + "/new",
+                                  root_ + "/plugins/../../outside/new"}) {
     mreq.set_staging_path(path);
     grpc::Status st = Call(&Stub::Mount, mreq, &mresp);
     EXPECT_FALSE(st.ok()) << path;
   }
   EXPECT_FALSE(std::filesystem::exists(outside_ + "/new"));
+  EXPECT_FALSE(std::filesystem::exists(outside_ + "/ephemeral"));
   EXPECT_TRUE(MountsUnder(dir_).empty());
   v1::DetachResponse dresp;
   ASSERT_TRUE(Detach(uuid, &dresp).ok());
@@ -217,8 +220,7 @@ TEST_F(NodeApi, ExpandIsACheapNoOpWhenTheFilesystemFillsTheDevice) {
   std::string img = MakeVolume(uuid, size);
   Attach(uuid);
   Format(uuid, v1::FS_TYPE_EXT4);
-  const std::string staging = root_ + "/stage";
-  std::filesystem::create_directories(staging);
+  const std::string staging = StagingPath("stage");
   v1::MountRequest mreq;
   mreq.set_volume_uuid(uuid);
   mreq.set_staging_path(staging);
@@ -265,8 +267,7 @@ TEST_F(NodeApi, BlockVolumeStatsByUuidOnAnUnmountedStagingPath) {
   const uint64_t size = 32ull << 20;
   MakeVolume(uuid, size);
   Attach(uuid);
-  const std::string staging = root_ + "/plugins/kubernetes.io/csi/drv/b/globalmount";
-  std::filesystem::create_directories(staging);
+  const std::string staging = BlockStagingPath("b");
   v1::StatsRequest sreq;
   sreq.set_volume_uuid(uuid);
   sreq.set_path(staging);

@@ -92,7 +92,8 @@ TEST_P(PathGuardTest, RefusesABindMountOverAComponent) {
     if (const char* ci = std::getenv("CI"); ci && std::string(ci) == "true") FAIL() << "needs root";
     GTEST_SKIP() << "needs root to bind-mount";
   }
-  ASSERT_EQ(mount((dir_ + "/outside").c_str(), (root_ + "/a").c_str(), nullptr, MS_BIND, nullptr), 0);
+  ASSERT_EQ(mount((dir_ + "/outside").c_str(), (root_ + "/a").c_str(), nullptr, MS_BIND, nullptr),
+            0);
   auto p = guard_->OpenParent("f", root_ + "/a/b/c");
   EXPECT_EQ(p.status().code(), absl::StatusCode::kFailedPrecondition) << p.status();
   // The mount point itself may be the leaf (that is how targets look).
@@ -101,10 +102,15 @@ TEST_P(PathGuardTest, RefusesABindMountOverAComponent) {
   auto m = MountAt(*leaf);
   ASSERT_TRUE(m.ok()) << m.status();
   ASSERT_TRUE(m->has_value());
-  auto n = UnmountAll(*leaf);
+  // A mount the caller does not own stays.
+  auto refused = UnmountAll(*leaf, [](const MountEntry&) { return false; });
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition) << refused.status();
+  ASSERT_TRUE(MountAt(*leaf).ok() && MountAt(*leaf)->has_value()) << "a refused mount was removed";
+  auto ours = [](const MountEntry&) { return true; };
+  auto n = UnmountAll(*leaf, ours);
   ASSERT_TRUE(n.ok()) << n.status();
   EXPECT_EQ(*n, 1);
-  auto again = UnmountAll(*leaf);
+  auto again = UnmountAll(*leaf, ours);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(*again, 0);
 }

@@ -62,8 +62,7 @@ TEST_F(SelinuxLabels, MalformedLabelsAreRefusedAndNothingIsMounted) {
   const std::string img = Ext4Volume(uuid);
   const std::string before = Sha256File(img);
   Attach(uuid);
-  const std::string staging = root_ + "/staging";
-  std::filesystem::create_directories(staging);
+  const std::string staging = StagingPath("staging");
   const std::vector<std::string> bad = {
       "system_u:object_r:container_file_t",                   // no level
       "system_u:object_r:container_file_t:s0\",rw,exec=\"x",  // quote: escapes the option
@@ -88,11 +87,12 @@ TEST_F(SelinuxLabels, MalformedLabelsAreRefusedAndNothingIsMounted) {
     EXPECT_EQ(st.error_code(), StatusCode::INVALID_ARGUMENT) << st.error_message();
     EXPECT_NE(st.error_message().find("selinux_context"), std::string::npos) << st.error_message();
     // The helper-owned form must not even create the directory.
-    v1::MountRequest create = MountReq(uuid, Cat(root_, "/owned/", i, "/mnt"), bad[i]);
+    const std::string owned = EphemeralPath(Cat("owned-", i));
+    v1::MountRequest create = MountReq(uuid, owned, bad[i]);
     create.set_create_staging_path(true);
     st = Call(&Stub::Mount, create, &mr);
     EXPECT_EQ(st.error_code(), StatusCode::INVALID_ARGUMENT) << st.error_message();
-    EXPECT_FALSE(std::filesystem::exists(root_ + "/owned"));
+    EXPECT_FALSE(std::filesystem::exists(owned));
   }
   EXPECT_TRUE(MountsUnder(root_).empty());
   EXPECT_EQ(Sha256File(img), before) << "a refused mount changed the volume";
@@ -101,7 +101,7 @@ TEST_F(SelinuxLabels, MalformedLabelsAreRefusedAndNothingIsMounted) {
   v1::MountResponse mr;
   grpc::Status st = Call(&Stub::Mount, MountReq(uuid, staging, ""), &mr);
   ASSERT_TRUE(st.ok()) << st.error_message();
-  const std::string target = root_ + "/target";
+  const std::string target = PublishPath("p1", "target");
   for (const std::string& label : bad) {
     SCOPED_TRACE(label);
     v1::PublishRequest pub;
@@ -131,8 +131,7 @@ TEST_P(SelinuxMount, ValidLabelMountsAsTheKernelAllowsAndRepeats) {
   ASSERT_TRUE(RunQuiet(xfs ? std::vector<std::string>{"/usr/sbin/mkfs.xfs", "-q", img}
                            : std::vector<std::string>{"/usr/sbin/mkfs.ext4", "-q", "-F", img}));
   Attach(uuid);
-  const std::string staging = root_ + "/staging";
-  std::filesystem::create_directories(staging);
+  const std::string staging = StagingPath("staging");
   v1::MountRequest req = MountReq(uuid, staging, kLabel, fs);
   req.add_options(v1::MOUNT_OPTION_NOATIME);
   v1::MountResponse mr;
@@ -165,7 +164,7 @@ TEST_P(SelinuxMount, ValidLabelMountsAsTheKernelAllowsAndRepeats) {
   EXPECT_EQ(MountsUnder(staging).size(), 1u);
 
   // Publish takes the label (a bind cannot change it) and shows the staged superblock.
-  const std::string target = root_ + "/target";
+  const std::string target = PublishPath("p1", "target");
   v1::PublishRequest pub;
   pub.set_volume_uuid(uuid);
   pub.set_target_path(target);

@@ -66,25 +66,25 @@ TEST(ValidateSelinuxLabel, Shapes) {
 TEST(BuildMountOptions, StagingReadOnlyAddsJournalGuards) {
   auto ext4 = BuildMountOptions(v1::FS_TYPE_EXT4, true, Opts({v1::MOUNT_OPTION_NOATIME}), "", true);
   ASSERT_TRUE(ext4.ok());
-  EXPECT_EQ(ext4->options, "ro,noload,noatime");
-  EXPECT_EQ(ext4->flags, static_cast<unsigned long>(MS_RDONLY | MS_NOATIME));
+  EXPECT_EQ(ext4->options, "ro,noload,nosuid,nodev,noatime");
+  EXPECT_EQ(ext4->flags, static_cast<unsigned long>(MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOATIME));
   auto xfs = BuildMountOptions(v1::FS_TYPE_XFS, true, Opts({v1::MOUNT_OPTION_NOUUID}), "", true);
   ASSERT_TRUE(xfs.ok());
-  EXPECT_EQ(xfs->options, "ro,norecovery,nouuid");
+  EXPECT_EQ(xfs->options, "ro,norecovery,nosuid,nodev,nouuid");
 }
 
 TEST(BuildMountOptions, ContextIsQuotedAndValidated) {
   auto r = BuildMountOptions(v1::FS_TYPE_EXT4, false, Opts({}),
                              "system_u:object_r:container_file_t:s0:c1,c2", true);
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(r->options, "context=\"system_u:object_r:container_file_t:s0:c1,c2\"");
+  EXPECT_EQ(r->options, "nosuid,nodev,context=\"system_u:object_r:container_file_t:s0:c1,c2\"");
   EXPECT_FALSE(BuildMountOptions(v1::FS_TYPE_EXT4, false, Opts({}), "a:b:c:s0\",exec", true).ok());
   // Publish: validated, but a bind cannot relabel, so nothing is added.
   auto p = BuildMountOptions(v1::FS_TYPE_UNSPECIFIED, false, Opts({v1::MOUNT_OPTION_NOSUID}),
                              "system_u:object_r:container_file_t:s0", false);
   ASSERT_TRUE(p.ok());
-  EXPECT_EQ(p->options, "nosuid");
-  EXPECT_EQ(p->flags, static_cast<unsigned long>(MS_NOSUID));
+  EXPECT_EQ(p->options, "nosuid,nodev");
+  EXPECT_EQ(p->flags, static_cast<unsigned long>(MS_NOSUID | MS_NODEV));
 }
 
 TEST(BuildMountOptions, RefusesUnknownAndMisplacedOptions) {

@@ -55,6 +55,16 @@ TEST(KubeletPaths, EveryLayoutIsRecognisedWithItsNames) {
             "/var/lib/kubelet/plugins/csi.lightbitslabs.com/ephemeral/" + kHex40);
 }
 
+TEST(KubeletPaths, StagingPathForAHandleIsNamedAfterItsSha256) {
+  // sha256("abc"), FIPS 180-2 test vector.
+  EXPECT_EQ(VolumeHandleSha256("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  auto p = L().Classify("f", L().StageMountPathForHandle("abc"));
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->kind, PathKind::kStageMount);
+  EXPECT_EQ(p->volume_name, VolumeHandleSha256("abc"));
+}
+
 TEST(KubeletPaths, KindPredicates) {
   EXPECT_TRUE(IsMountKind(PathKind::kStageMount));
   EXPECT_TRUE(IsMountKind(PathKind::kEphemeral));

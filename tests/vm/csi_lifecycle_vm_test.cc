@@ -35,6 +35,7 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -517,16 +518,26 @@ class CsiLifecycleVmTest : public ::testing::Test {
   }
 
   // ---- CO-like requests: kubelet-style paths under the kubelet root ----
+  // The pre-1.24 pv layout for filesystem volumes; kubelet's volumeDevices paths for a PV once
+  // it was staged or published as raw block (the helper accepts no other paths).
   static std::string Staging(const std::string& pv) {
+    if (block_pvs_.count(pv))
+      return kubelet_ + "/plugins/kubernetes.io/csi/volumeDevices/staging/" + pv;
     return kubelet_ + "/plugins/kubernetes.io/csi/pv/" + pv + "/globalmount";
   }
   static std::string Target(const std::string& pv) {
+    if (block_pvs_.count(pv)) {
+      return kubelet_ + "/plugins/kubernetes.io/csi/volumeDevices/publish/" + pv + "/pod1";
+    }
     return kubelet_ + "/pods/pod1/volumes/kubernetes.io~csi/" + pv + "/mount";
   }
-  // What kubelet does first: the staging dir and the target's parent exist.
+  // What kubelet does first: the staging dir and the target's parent exist (both volume modes:
+  // which one a PV has is known at stage time).
   static void PrepareNodeDirs(const std::string& pv) {
-    fs::create_directories(Staging(pv));
-    fs::create_directories(fs::path(Target(pv)).parent_path());
+    fs::create_directories(kubelet_ + "/plugins/kubernetes.io/csi/pv/" + pv + "/globalmount");
+    fs::create_directories(kubelet_ + "/plugins/kubernetes.io/csi/volumeDevices/staging/" + pv);
+    fs::create_directories(kubelet_ + "/plugins/kubernetes.io/csi/volumeDevices/publish/" + pv);
+    fs::create_directories(kubelet_ + "/pods/pod1/volumes/kubernetes.io~csi/" + pv);
   }
   // Controller secrets. With `encrypted`, the Secret also holds the passphrase, as when
   // one Secret serves the provisioner, the attacher and node-stage: the controller sees
@@ -583,6 +594,7 @@ class CsiLifecycleVmTest : public ::testing::Test {
                                            const csi::v1::VolumeCapability& cap,
                                            const std::string& passphrase = "") const {
     csi::v1::NodeStageVolumeRequest r;
+    if (cap.has_block()) block_pvs_.insert(pv);
     r.set_volume_id(id);
     r.set_staging_target_path(Staging(pv));
     *r.mutable_volume_capability() = cap;
@@ -601,6 +613,7 @@ class CsiLifecycleVmTest : public ::testing::Test {
                                                    const Context& pc, const Context& vc,
                                                    const csi::v1::VolumeCapability& cap) const {
     csi::v1::NodePublishVolumeRequest r;
+    if (cap.has_block()) block_pvs_.insert(pv);
     r.set_volume_id(id);
     r.set_staging_target_path(Staging(pv));
     r.set_target_path(Target(pv));
@@ -858,6 +871,7 @@ class CsiLifecycleVmTest : public ::testing::Test {
   inline static std::unique_ptr<Ctl> controller_stub_;
   inline static std::unique_ptr<Nd> node_stub_;
   inline static std::vector<std::string> errors_seen_;  // every CSI error message
+  inline static std::set<std::string> block_pvs_;       // PVs used as raw block volumes
   Clock::time_point t0_;
 };
 

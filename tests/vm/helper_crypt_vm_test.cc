@@ -219,8 +219,9 @@ class HelperCryptVmTest : public ::testing::Test {
     hv1::DetachResponse r;
     return Call(&Stub::Detach, d, &r);
   }
+  // kubelet's pre-1.24 staging layout (the helper accepts no other path).
   std::string Staging(const std::string& name) {
-    std::string p = dir_ + "/root/" + name;
+    std::string p = dir_ + "/root/plugins/kubernetes.io/csi/pv/" + name + "/globalmount";
     fs::create_directories(p);
     mounts_.push_back(p);
     return p;

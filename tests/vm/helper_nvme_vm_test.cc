@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -181,8 +182,15 @@ class HelperNvmeVmTest : public ::testing::Test {
     return uuid;
   }
 
+  // kubelet's pre-1.24 staging layout (the helper accepts no other path), one PV per test and name.
   std::string Staging(const std::string& name) {
-    std::string p = dir_ + "/" + name;
+    std::string pv =
+        std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "-" + name;
+    for (char& c : pv) {
+      const auto u = static_cast<unsigned char>(c);
+      c = std::isalnum(u) ? static_cast<char>(std::tolower(u)) : '-';
+    }
+    std::string p = suite_dir_ + "/root/plugins/kubernetes.io/csi/pv/" + pv + "/globalmount";
     fs::create_directories(p);
     mounts_.push_back(p);
     return p;
