@@ -272,16 +272,27 @@ _stack_write_env() {
       printf '%s:\n  jwt: "%s"\n' "$k" "$jwt"
     done >"$dir/csi-sanity/secrets.yaml"
   )
-  # csi-sanity makes its own staging/target paths; the helper accepts only kubelet's CSI layouts
-  # of this driver (kubeletpaths/), so these commands make layout-shaped ones and print them.
+  # csi-sanity makes its own staging/target paths; the driver accepts only kubelet's CSI layouts
+  # (kubeletpaths/), so these commands make layout-shaped ones and print them. csi-sanity
+  # publishes at "<printed target dir>/target", which only kubelet's raw-block publish layout
+  # (volumeDevices/publish/<pv>/<pod uid>) can hold, so csi-sanity runs with block volumes
+  # (--csi.testvolumeaccesstype=block); the project's own conformance suite covers filesystems.
   # (Kubernetes names are lower case: a hex suffix, not mktemp's mixed-case one.)
   local suffix='n=sanity-$(od -An -N6 -tx1 /dev/urandom | tr -d " \\n")'
-  printf '#!/bin/sh\n%s\nd=%s/kubelet/plugins/kubernetes.io/csi/pv/$n/globalmount\n%s\n' \
-    "$suffix" "$dir" 'mkdir -p "$d" && echo "$d"' >"$dir/csi-sanity/make-staging-path"
-  printf '#!/bin/sh\n%s\nd=%s/kubelet/pods/$n/volumes/kubernetes.io~csi/sanity\n%s\n' \
-    "$suffix" "$dir" 'mkdir -p "$d" && echo "$d/mount"' >"$dir/csi-sanity/make-target-path"
-  chmod 0755 "$dir/csi-sanity/make-staging-path" "$dir/csi-sanity/make-target-path"
-  mkdir -p "$dir/kubelet/plugins/kubernetes.io/csi/pv" "$dir/kubelet/pods"
+  local devices=$dir/kubelet/plugins/kubernetes.io/csi/volumeDevices
+  printf '#!/bin/sh\n%s\nd=%s/staging/$n\n%s\n' \
+    "$suffix" "$devices" 'mkdir -p "$d" && echo "$d"' >"$dir/csi-sanity/make-staging-path"
+  printf '#!/bin/sh\n%s\nd=%s/publish/$n\n%s\n' \
+    "$suffix" "$devices" 'mkdir -p "$d" && echo "$d"' >"$dir/csi-sanity/make-target-path"
+  # csi-sanity's check that unpublish removed the target asks this what a path is.
+  cat >"$dir/csi-sanity/check-path" <<'EOS'
+#!/bin/sh
+if [ -L "$1" ]; then echo other; elif [ -f "$1" ]; then echo file
+elif [ -d "$1" ]; then echo directory; elif [ -e "$1" ]; then echo other; else echo not_found; fi
+EOS
+  chmod 0755 "$dir/csi-sanity/make-staging-path" "$dir/csi-sanity/make-target-path" \
+    "$dir/csi-sanity/check-path"
+  mkdir -p "$devices/staging" "$devices/publish"
   (
     umask 077
     cat >"$dir/env" <<EOF

@@ -39,13 +39,17 @@ trap finish EXIT
   exit 1
 }
 eval "$("$LBCSI_REPO/scripts/stack" env)"
-staging=$LBCSI_KUBELET_ROOT/csi-sanity/staging
-target=$LBCSI_KUBELET_ROOT/csi-sanity/target
 
+# The driver accepts only kubelet's CSI path layouts (kubeletpaths/); the stack writes two
+# commands that make layout-shaped staging and target directories for csi-sanity.
 rc=0
 "$sanity" --csi.endpoint="$LBCSI_NODE_ENDPOINT" \
   --csi.controllerendpoint="$LBCSI_CONTROLLER_ENDPOINT" \
-  --csi.stagingdir="$staging" --csi.mountdir="$target" \
+  --csi.stagingdir=csi-sanity --csi.mountdir=csi-sanity \
+  --csi.createstagingpathcmd="$LBCSI_STACK_DIR/csi-sanity/make-staging-path" \
+  --csi.createmountpathcmd="$LBCSI_STACK_DIR/csi-sanity/make-target-path" \
+  --csi.testvolumeaccesstype=block \
+  --csi.checkpathcmd="$LBCSI_STACK_DIR/csi-sanity/check-path" \
   --csi.testvolumeparameters="$LBCSI_STACK_DIR/csi-sanity/parameters.yaml" \
   --csi.secrets="$LBCSI_STACK_DIR/csi-sanity/secrets.yaml" \
   --csi.testvolumesize=$((1 << 30)) --csi.testvolumeexpandsize=$((2 << 30)) \
