@@ -167,7 +167,6 @@ TEST_F(Conformance, IdentityOnBothSocketsAgrees) {
 // covers: ValidateVolumeCapabilities.E.INVALID_ARGUMENT.required.volume_capabilities
 // covers: ControllerGetVolume.E.INVALID_ARGUMENT.required.volume_id
 // covers: ControllerModifyVolume.E.INVALID_ARGUMENT.required.volume_id
-// covers: ControllerModifyVolume.E.INVALID_ARGUMENT.required.mutable_parameters
 // covers: CreateSnapshot.E.INVALID_ARGUMENT.required.source_volume_id
 // covers: CreateSnapshot.E.INVALID_ARGUMENT.required.name
 // covers: DeleteSnapshot.E.INVALID_ARGUMENT.required.snapshot_id
@@ -261,11 +260,6 @@ TEST_F(Conformance, EachMissingRequiredFieldIsInvalidArgument) {
   add("ControllerModifyVolume.volume_id", [&] {
     csi::v1::ControllerModifyVolumeRequest r;
     (*r.mutable_mutable_parameters())["qos-policy-name"] = "gold";
-    return c().C(&Ctl::ControllerModifyVolume, r);
-  });
-  add("ControllerModifyVolume.mutable_parameters", [&] {
-    csi::v1::ControllerModifyVolumeRequest r;
-    r.set_volume_id(id);
     return c().C(&Ctl::ControllerModifyVolume, r);
   });
   add("CreateSnapshot.source_volume_id",
