@@ -44,6 +44,10 @@ std::string ReadFile(const std::string& path) {
   return s.str();
 }
 
+// Kubelet-layout paths (kubeletpaths/): the helper accepts no others.
+constexpr char kStaging[] = "/plugins/kubernetes.io/csi/pv/smoke/globalmount";
+constexpr char kTarget[] = "/pods/0f3c2a1e-smoke/volumes/kubernetes.io~csi/smoke/mount";
+
 bool MountedAt(const std::string& path) {
   std::ifstream in("/proc/self/mountinfo");
   std::string line;
@@ -141,7 +145,7 @@ class RootfsHelper : public ::testing::Test {
       pid_ = -1;
     }
     if (dir_.empty()) return;
-    for (const char* m : {"/pods/target", "/staging"}) umount2((root_ + m).c_str(), MNT_DETACH);
+    for (const char* m : {kTarget, kStaging}) umount2((root_ + m).c_str(), MNT_DETACH);
     std::error_code ec;
     std::filesystem::remove_all(dir_, ec);
   }
@@ -212,9 +216,10 @@ TEST_F(RootfsHelper, PreparesSocketDirectoriesForTheAgent) {
 }
 
 // Real mounts under the root (tmpfs and a bind of it): inventory, statfs, and the
+
 // helper's own umount2 calls through libmount's view of mountinfo.
 TEST_F(RootfsHelper, ListsStatsAndUnmountsRealMounts) {
-  const std::string staging = root_ + "/staging", target = root_ + "/pods/target";
+  const std::string staging = root_ + kStaging, target = root_ + kTarget;
   std::filesystem::create_directories(staging);
   std::filesystem::create_directories(target);
   ASSERT_EQ(mount("lbcsi-smoke", staging.c_str(), "tmpfs", 0, "size=8m"), 0) << strerror(errno);
@@ -243,22 +248,21 @@ TEST_F(RootfsHelper, ListsStatsAndUnmountsRealMounts) {
 
   v1::UnpublishRequest ureq;
   ureq.set_target_path(target);
+  // These tmpfs mounts are not on a device the helper attached: the ownership rule
+  // (docs/security.md) refuses to remove them, under the release image's real filter.
   v1::UnpublishResponse unpub;
   st = Call(&v1::NodeHelper::Stub::Unpublish, ureq, &unpub);
-  ASSERT_TRUE(st.ok()) << st.error_message() << "\n" << ReadFile(log_);
-  EXPECT_TRUE(unpub.was_mounted());
-  EXPECT_TRUE(unpub.target_removed());
-  EXPECT_FALSE(std::filesystem::exists(target));
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  EXPECT_TRUE(MountedAt(target));
 
   v1::UnmountRequest mreq;
   mreq.set_staging_path(staging);
   mreq.set_remove_staging_path(true);
   v1::UnmountResponse unmount;
   st = Call(&v1::NodeHelper::Stub::Unmount, mreq, &unmount);
-  ASSERT_TRUE(st.ok()) << st.error_message() << "\n" << ReadFile(log_);
-  EXPECT_TRUE(unmount.was_mounted());
-  EXPECT_TRUE(unmount.staging_path_removed());
-  EXPECT_FALSE(MountedAt(staging));
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  EXPECT_TRUE(MountedAt(staging));
+  ExpectAlive("Unmount of a foreign mount");
 }
 
 // libnvme (topology scan, host object, fabrics connect) and libcryptsetup /
