@@ -123,8 +123,8 @@ std::string NodeService::EphemeralVolumeName(std::string_view volume_id) {
 }
 
 std::string NodeService::EphemeralStagingPath(std::string_view volume_id) const {
-  return Cat(deps_.config.kubelet_root, "/plugins/", deps_.config.driver_name, "/", kEphemeralDirName, "/",
-             state::Sha256Hex(volume_id).substr(0, 40));
+  return Cat(deps_.config.kubelet_root, "/plugins/", deps_.config.driver_name, "/",
+             kEphemeralDirName, "/", state::Sha256Hex(volume_id).substr(0, 40));
 }
 
 absl::StatusOr<std::shared_ptr<lightos::Client>> NodeService::EphemeralClient() {

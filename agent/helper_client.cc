@@ -48,8 +48,7 @@ absl::StatusOr<hv1::GetInfoResponse> HelperClient::GetInfo(absl::Time deadline) 
 }
 absl::StatusOr<hv1::PrepareSocketDirResponse> HelperClient::PrepareSocketDir(
     const hv1::PrepareSocketDirRequest& req, absl::Time deadline) {
-  return Call(&hv1::NodeHelper::StubInterface::PrepareSocketDir, "PrepareSocketDir", req,
-              deadline);
+  return Call(&hv1::NodeHelper::StubInterface::PrepareSocketDir, "PrepareSocketDir", req, deadline);
 }
 absl::StatusOr<hv1::AttachResponse> HelperClient::Attach(const hv1::AttachRequest& req,
                                                          absl::Time deadline) {

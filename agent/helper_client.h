@@ -46,8 +46,8 @@ class HelperClient {
       const hv1::FormatEncryptedRequest& req, absl::Time deadline);
   absl::StatusOr<hv1::OpenEncryptedResponse> OpenEncrypted(const hv1::OpenEncryptedRequest& req,
                                                            absl::Time deadline);
-  absl::StatusOr<hv1::CloseEncryptedResponse> CloseEncrypted(
-      const hv1::CloseEncryptedRequest& req, absl::Time deadline);
+  absl::StatusOr<hv1::CloseEncryptedResponse> CloseEncrypted(const hv1::CloseEncryptedRequest& req,
+                                                             absl::Time deadline);
 
  private:
   template <typename Req, typename Resp>

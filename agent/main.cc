@@ -16,9 +16,9 @@
 #include "agent/metrics.h"
 #include "agent/node_service.h"
 #include "agent/socket_dirs.h"
-#include "common/unix_endpoint.h"
 #include "common/grpc_server.h"
 #include "common/logging.h"
+#include "common/unix_endpoint.h"
 #include "lightos/client_pool.h"
 #include "metrics/http_exporter.h"
 

@@ -21,7 +21,8 @@ absl::Status PrepareSocketDirs(HelperClient& helper, std::string_view endpoint_d
     for (;;) {
       hv1::PrepareSocketDirRequest req;
       req.set_dir(dir);
-      // One attempt never waits past the overall deadline, nor hangs on a wedged helper; short, so a stop request is seen soon.
+      // One attempt never waits past the overall deadline, nor hangs on a wedged helper; short, so
+      // a stop request is seen soon.
       const absl::Time attempt = std::min(deadline, absl::Now() + absl::Seconds(2));
       absl::StatusOr<hv1::PrepareSocketDirResponse> resp = helper.PrepareSocketDir(req, attempt);
       if (resp.ok()) {
@@ -34,7 +35,8 @@ absl::Status PrepareSocketDirs(HelperClient& helper, std::string_view endpoint_d
         break;
       }
       const absl::StatusCode code = resp.status().code();
-      if (code == absl::StatusCode::kFailedPrecondition || code == absl::StatusCode::kUnimplemented) {
+      if (code == absl::StatusCode::kFailedPrecondition ||
+          code == absl::StatusCode::kUnimplemented) {
         LOG(kInfo, "socket directory not managed by the helper; using it as it is",
             {"dir", DirName(dir)}, {"status", resp.status()});
         break;
@@ -42,9 +44,9 @@ absl::Status PrepareSocketDirs(HelperClient& helper, std::string_view endpoint_d
       const bool retriable =
           code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kDeadlineExceeded;
       if (!retriable) {
-        return absl::Status(code, Cat("preparing the ", DirName(dir),
-                                      " socket directory through the helper: ",
-                                      resp.status().message()));
+        return absl::Status(code,
+                            Cat("preparing the ", DirName(dir),
+                                " socket directory through the helper: ", resp.status().message()));
       }
       if (absl::Now() >= deadline) {
         return absl::UnavailableError(Cat("preparing the ", DirName(dir),
@@ -52,7 +54,8 @@ absl::Status PrepareSocketDirs(HelperClient& helper, std::string_view endpoint_d
                                           resp.status().message(), ")"));
       }
       LOG(kWarn, "helper not reachable yet; retrying the socket directory preparation",
-          {"dir", DirName(dir)}, {"status", resp.status()}, {"retry_in", absl::FormatDuration(backoff)});
+          {"dir", DirName(dir)}, {"status", resp.status()},
+          {"retry_in", absl::FormatDuration(backoff)});
       for (absl::Time until = std::min(absl::Now() + backoff, deadline); absl::Now() < until;) {
         if (stop_requested && stop_requested()) {
           return absl::CancelledError("stopped while waiting for the helper");

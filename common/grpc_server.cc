@@ -1,11 +1,11 @@
 #include "common/grpc_server.h"
 
-#include "common/strings.h"
 #include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include "common/strings.h"
 
 #include <cerrno>
 #include <cstring>
@@ -84,7 +84,9 @@ void UnixGrpcServer::Shutdown(absl::Duration grace) {
   unlink(socket_path_.c_str());
 }
 
-void UnixGrpcServer::Wait() { server_->Wait(); }
+void UnixGrpcServer::Wait() {
+  server_->Wait();
+}
 
 namespace {
 sigset_t TerminationSet() {

@@ -15,8 +15,8 @@
 namespace lbcsi {
 
 struct UnixServerOptions {
-  std::string endpoint;           // unix:///path/to.sock
-  unsigned socket_mode = 0660;    // applied after bind
+  std::string endpoint;         // unix:///path/to.sock
+  unsigned socket_mode = 0660;  // applied after bind
   int max_receive_bytes = 4 << 20;
   int max_send_bytes = 4 << 20;
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;

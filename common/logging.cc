@@ -1,16 +1,16 @@
 #include "common/logging.h"
 
-#include "common/strings.h"
 #include <atomic>
 #include <chrono>
 #include <memory>
 #include <mutex>
+#include "common/strings.h"
 
 #include <absl/time/clock.h>
 #include <absl/time/time.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "common/redact.h"
 
@@ -32,8 +32,8 @@ State& GetState() {
 }
 
 std::shared_ptr<spdlog::logger> MakeStderrLogger() {
-  auto logger = std::make_shared<spdlog::logger>(
-      "lbcsi", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+  auto logger =
+      std::make_shared<spdlog::logger>("lbcsi", std::make_shared<spdlog::sinks::stderr_sink_mt>());
   logger->set_pattern("%v");  // we format the whole line ourselves
   logger->set_level(spdlog::level::trace);
   logger->flush_on(spdlog::level::trace);
@@ -75,8 +75,8 @@ std::string EscapeControl(std::string_view text) {
 
 std::string Quote(std::string_view value) {
   // JSON string escaping gives a readable, unambiguous quoted form.
-  return nlohmann::json(std::string(value)).dump(-1, ' ', false,
-                                                 nlohmann::json::error_handler_t::replace);
+  return nlohmann::json(std::string(value))
+      .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace
@@ -96,8 +96,7 @@ absl::StatusOr<Format> ParseFormat(std::string_view name) {
   std::string lower = ToLower(name);
   if (lower == "text") return Format::kText;
   if (lower == "json") return Format::kJson;
-  return absl::InvalidArgumentError(
-      Cat("log format \"", name, "\" is not one of text, json"));
+  return absl::InvalidArgumentError(Cat("log format \"", name, "\" is not one of text, json"));
 }
 
 std::string_view LevelName(Level level) {
@@ -120,9 +119,13 @@ void Init(const Options& options) {
   if (!state.logger) state.logger = MakeStderrLogger();
 }
 
-bool Enabled(Level level) { return static_cast<int>(level) >= GetState().level.load(); }
+bool Enabled(Level level) {
+  return static_cast<int>(level) >= GetState().level.load();
+}
 
-void SetLevel(Level level) { GetState().level = static_cast<int>(level); }
+void SetLevel(Level level) {
+  GetState().level = static_cast<int>(level);
+}
 
 void SetSinkForTesting(Sink sink) {
   State& state = GetState();

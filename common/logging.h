@@ -49,8 +49,8 @@ class Field {
   Field(std::string_view key, const std::string& value) : Field(key, std::string_view(value)) {}
   Field(std::string_view key, bool value) : key_(key), value_(value ? "true" : "false") {}
   template <typename T>
-    requires std::integral<T> || std::floating_point<T>
-  Field(std::string_view key, T value) : key_(key), value_(Cat(value)) {}
+  requires std::integral<T> || std::floating_point<T> Field(std::string_view key, T value)
+      : key_(key), value_(Cat(value)) {}
   Field(std::string_view key, const absl::Status& status)
       : key_(key), value_(status.ToString()), quoted_(true) {}
 
@@ -78,9 +78,9 @@ std::string FormatLine(Level level, std::string_view message, std::initializer_l
 
 }  // namespace lbcsi::log
 
-#define LOG(level, message, ...)                                                    \
-  do {                                                                              \
-    if (::lbcsi::log::Enabled(::lbcsi::log::Level::level)) {                        \
-      ::lbcsi::log::Write(::lbcsi::log::Level::level, message, {__VA_ARGS__});      \
-    }                                                                               \
+#define LOG(level, message, ...)                                               \
+  do {                                                                         \
+    if (::lbcsi::log::Enabled(::lbcsi::log::Level::level)) {                   \
+      ::lbcsi::log::Write(::lbcsi::log::Level::level, message, {__VA_ARGS__}); \
+    }                                                                          \
   } while (false)

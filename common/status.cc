@@ -1,7 +1,7 @@
 #include "common/status.h"
 
-#include "common/strings.h"
 #include <string>
+#include "common/strings.h"
 
 #include "common/redact.h"
 

@@ -36,10 +36,10 @@ absl::Status InvalidField(std::string_view field, const Args&... what) {
 #define LBCSI_CONCAT_(a, b) LBCSI_CONCAT_INNER_(a, b)
 
 // Returns from the enclosing function when `expr` (an absl::Status) is not OK.
-#define RETURN_IF_ERROR(expr)                         \
-  do {                                                \
-    ::absl::Status lbcsi_status_ = (expr);            \
-    if (!lbcsi_status_.ok()) return lbcsi_status_;    \
+#define RETURN_IF_ERROR(expr)                      \
+  do {                                             \
+    ::absl::Status lbcsi_status_ = (expr);         \
+    if (!lbcsi_status_.ok()) return lbcsi_status_; \
   } while (false)
 
 #define LBCSI_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \

@@ -16,8 +16,12 @@
 
 namespace lbcsi {
 
-inline std::string_view StdView(absl::string_view s) { return {s.data(), s.size()}; }
-inline absl::string_view AbslView(std::string_view s) { return {s.data(), s.size()}; }
+inline std::string_view StdView(absl::string_view s) {
+  return {s.data(), s.size()};
+}
+inline absl::string_view AbslView(std::string_view s) {
+  return {s.data(), s.size()};
+}
 
 // Concatenates anything fmt can print: Cat("size ", 42, " bytes").
 template <typename... Args>

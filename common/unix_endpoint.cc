@@ -1,8 +1,7 @@
 #include "common/unix_endpoint.h"
 
-#include "common/strings.h"
 #include <sys/un.h>
-
+#include "common/strings.h"
 
 namespace lbcsi {
 
@@ -24,7 +23,7 @@ absl::StatusOr<std::string> ParseUnixEndpoint(std::string_view endpoint) {
   }
   if (path.size() >= sizeof(sockaddr_un{}.sun_path)) {
     return absl::InvalidArgumentError(Cat("socket path \"", path, "\" is longer than ",
-                                                   sizeof(sockaddr_un{}.sun_path) - 1, " bytes"));
+                                          sizeof(sockaddr_un{}.sun_path) - 1, " bytes"));
   }
   if (path.find('\0') != std::string_view::npos) {
     return absl::InvalidArgumentError("socket path contains a NUL byte");

@@ -103,7 +103,8 @@ void FillCsiSnapshot(const lightos::Snapshot& snap, const std::string& snapshot_
   out->set_size_bytes(CsiBytes(snap.size_bytes));
   out->set_snapshot_id(snapshot_id);
   out->set_source_volume_id(source_volume_id);
-  absl::Time t = snap.creation_time == absl::InfinitePast() ? absl::UnixEpoch() : snap.creation_time;
+  absl::Time t =
+      snap.creation_time == absl::InfinitePast() ? absl::UnixEpoch() : snap.creation_time;
   *out->mutable_creation_time() =
       google::protobuf::util::TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
   out->set_ready_to_use(snap.state == SnapshotState::kAvailable);
@@ -117,6 +118,8 @@ void FillVolumeContext(const lightos::Volume& v,
   (*ctx)[key] = v.source_snapshot_uuid.empty() ? csictx::kTrue : csictx::kFalse;
 }
 
-absl::StatusOr<ResourceId> ParseOurId(std::string_view id) { return ParseResourceId(id); }
+absl::StatusOr<ResourceId> ParseOurId(std::string_view id) {
+  return ParseResourceId(id);
+}
 
 }  // namespace lbcsi::controller::internal

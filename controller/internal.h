@@ -16,7 +16,6 @@ namespace lbcsi::controller::internal {
 // Label on volumes this controller clones or restores: "snapshot.<uuid>" / "volume.<uuid>".
 inline constexpr char kSourceLabel[] = "lbcsi-content-source";
 
-
 // LightOS's usable-for-I/O rule (state Available/Updating/Migrating and
 // protection FullyProtected/Degraded).
 bool Usable(const lightos::Volume& v);

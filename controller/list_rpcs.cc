@@ -5,8 +5,8 @@
 #include "common/strings.h"
 #include "controller/controller_service.h"
 #include "controller/internal.h"
-#include "lightos/state_names.h"
 #include "controller/list_token.h"
+#include "lightos/state_names.h"
 #include "scparams/storage_class.h"
 
 namespace lbcsi::controller {
@@ -17,7 +17,7 @@ namespace {
 // `emit(i, item)` adds one entry. Returns true when entries are left over.
 template <typename Item, typename Fetch, typename Emit>
 absl::StatusOr<bool> Page(size_t count, const ListPosition& start, int32_t max_entries,
-                                 Fetch&& fetch, Emit&& emit) {
+                          Fetch&& fetch, Emit&& emit) {
   size_t emitted = 0;
   for (size_t c = start.cluster; c < count; ++c) {
     absl::StatusOr<std::vector<Item>> items = fetch(c);
@@ -25,7 +25,8 @@ absl::StatusOr<bool> Page(size_t count, const ListPosition& start, int32_t max_e
     std::sort(items->begin(), items->end(),
               [](const Item& a, const Item& b) { return a.uuid < b.uuid; });
     for (const Item& item : *items) {
-      if (c == start.cluster && !start.after_uuid.empty() && item.uuid <= start.after_uuid) continue;
+      if (c == start.cluster && !start.after_uuid.empty() && item.uuid <= start.after_uuid)
+        continue;
       if (max_entries > 0 && emitted == static_cast<size_t>(max_entries)) {
         return true;  // the caller's token resumes after the last item emitted
       }
@@ -76,7 +77,7 @@ absl::Status ControllerService::DoListVolumes(const Opts& o, const csi::v1::List
     return absl::OkStatus();
   };
   ASSIGN_OR_RETURN(bool more, Page<lightos::Volume>(options_.clusters.size(), start,
-                                                           req.max_entries(), fetch, emit));
+                                                    req.max_entries(), fetch, emit));
   if (more) resp->set_next_token(EncodeListToken({last_cluster, last_uuid}));
   return absl::OkStatus();
 }
@@ -121,7 +122,8 @@ absl::Status ControllerService::DoListSnapshots(const Opts& o,
     source_uuid = src->uuid;
     bases.push_back(*src);
   } else {
-    for (const lightos::ClusterTarget& t : options_.clusters) bases.push_back(internal::IdFor(t, "", false));
+    for (const lightos::ClusterTarget& t : options_.clusters)
+      bases.push_back(internal::IdFor(t, "", false));
   }
   ListPosition start;
   if (!req.starting_token().empty()) {
@@ -151,8 +153,8 @@ absl::Status ControllerService::DoListSnapshots(const Opts& o,
     last_uuid = s.uuid;
     return absl::OkStatus();
   };
-  ASSIGN_OR_RETURN(bool more, Page<lightos::Snapshot>(bases.size(), start,
-                                                             req.max_entries(), fetch, emit));
+  ASSIGN_OR_RETURN(bool more,
+                   Page<lightos::Snapshot>(bases.size(), start, req.max_entries(), fetch, emit));
   if (more) resp->set_next_token(EncodeListToken({last_cluster, last_uuid}));
   return absl::OkStatus();
 }

@@ -25,7 +25,8 @@ absl::StatusOr<ListPosition> DecodeListToken(std::string_view token, size_t clus
   if (dot == std::string_view::npos || dot == 0) return Bad(token);
   ListPosition pos;
   auto [ptr, ec] = std::from_chars(rest.data(), rest.data() + dot, pos.cluster);
-  if (ec != std::errc() || ptr != rest.data() + dot || pos.cluster >= cluster_count) return Bad(token);
+  if (ec != std::errc() || ptr != rest.data() + dot || pos.cluster >= cluster_count)
+    return Bad(token);
   std::string_view uuid = rest.substr(dot + 1);
   if (!uuid.empty()) {
     absl::StatusOr<std::string> norm = NormalizeUuid(uuid);

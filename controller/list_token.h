@@ -13,7 +13,7 @@
 namespace lbcsi::controller {
 
 struct ListPosition {
-  size_t cluster = 0;     // index into the configured (or requested) cluster list
+  size_t cluster = 0;      // index into the configured (or requested) cluster list
   std::string after_uuid;  // empty: from the start of that cluster
 };
 

@@ -39,16 +39,20 @@ int main(int argc, char** argv) {
   std::string metrics_address = "127.0.0.1:9810";
   bool alpha_capabilities = false;
 
-  app.add_option("--endpoint", endpoint, "CSI socket (unix://path)")->envname("LBCSI_ENDPOINT")
+  app.add_option("--endpoint", endpoint, "CSI socket (unix://path)")
+      ->envname("LBCSI_ENDPOINT")
       ->capture_default_str();
-  app.add_option("--driver-name", driver_name, "CSI driver name")->envname("LBCSI_DRIVER_NAME")
+  app.add_option("--driver-name", driver_name, "CSI driver name")
+      ->envname("LBCSI_DRIVER_NAME")
       ->capture_default_str();
   app.add_option("--default-scheme", default_scheme,
                  "LightOS API scheme when a StorageClass has no mgmt-scheme")
-      ->envname("LBCSI_DEFAULT_SCHEME")->check(CLI::IsMember({"grpcs", "grpc"}))
+      ->envname("LBCSI_DEFAULT_SCHEME")
+      ->check(CLI::IsMember({"grpcs", "grpc"}))
       ->capture_default_str();
-  app.add_option("--ca-bundle", ca_bundle, "PEM CA bundle that LightOS certificates must chain to "
-                                           "(empty: system roots)")
+  app.add_option("--ca-bundle", ca_bundle,
+                 "PEM CA bundle that LightOS certificates must chain to "
+                 "(empty: system roots)")
       ->envname("LBCSI_CA_BUNDLE");
   app.add_option("--tls-server-name", tls_server_name,
                  "Name to verify in LightOS certificates (clusters addressed by IP)")
@@ -59,12 +63,14 @@ int main(int argc, char** argv) {
   CLI::Option* jwt_opt =
       app.add_option("--jwt-file", jwt_file,
                      "Controller-wide LightOS token file, used when secrets carry no jwt")
-          ->envname("LBCSI_JWT_FILE")->capture_default_str();
+          ->envname("LBCSI_JWT_FILE")
+          ->capture_default_str();
   app.add_option("--cluster", clusters,
                  "Cluster for ListVolumes/GetCapacity/ControllerGetVolume: "
                  "host:port[,host:port...][|proj:<project>][|scheme:grpc|grpcs]; repeatable "
                  "(env: ';'-separated)")
-      ->envname("LBCSI_CLUSTER")->delimiter(';');
+      ->envname("LBCSI_CLUSTER")
+      ->delimiter(';');
   app.add_option("--trusted-cluster", trusted_clusters,
                  "More clusters the --jwt-file token may be sent to (besides --cluster): "
                  "host:port[,host:port...][|scheme:grpc|grpcs]; scheme:grpc allows tokens in "
@@ -72,12 +78,16 @@ int main(int argc, char** argv) {
       ->envname("LBCSI_TRUSTED_CLUSTER")
       ->delimiter(';');
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")
-      ->envname("LBCSI_LOG_LEVEL")->capture_default_str();
-  app.add_option("--log-format", log_format, "text|json")->envname("LBCSI_LOG_FORMAT")
-      ->check(CLI::IsMember({"text", "json"}))->capture_default_str();
+      ->envname("LBCSI_LOG_LEVEL")
+      ->capture_default_str();
+  app.add_option("--log-format", log_format, "text|json")
+      ->envname("LBCSI_LOG_FORMAT")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
   app.add_option("--metrics-address", metrics_address,
                  "host:port for Prometheus /metrics (empty disables; port 0 picks one)")
-      ->envname("LBCSI_METRICS_ADDRESS")->capture_default_str();
+      ->envname("LBCSI_METRICS_ADDRESS")
+      ->capture_default_str();
   app.add_flag("--alpha-capabilities", alpha_capabilities,
                "Advertise and serve alpha CSI capabilities (GET_SNAPSHOT)")
       ->envname("LBCSI_ALPHA_CAPABILITIES");
@@ -160,7 +170,8 @@ int main(int argc, char** argv) {
   server_options.endpoint = endpoint;
   auto server = UnixGrpcServer::Start(std::move(server_options), {&identity, &service});
   if (!server.ok()) {
-    LOG(kError, "cannot serve", {"endpoint", endpoint}, {"error", StdView(server.status().message())});
+    LOG(kError, "cannot serve", {"endpoint", endpoint},
+        {"error", StdView(server.status().message())});
     return 1;
   }
   LOG(kInfo, "controller started", {"driver", driver_name}, {"version", LBCSI_VERSION},

@@ -37,9 +37,9 @@ absl::Status ControllerService::DoCreateSnapshot(const Opts& o,
   }
   RETURN_IF_ERROR(snap.status());
   if (snap->source_volume_uuid != src->uuid) {
-    return absl::AlreadyExistsError(Cat("snapshot \"", req.name(), "\" already exists (", snap->uuid,
-                                        ") with another source volume (", snap->source_volume_uuid,
-                                        ")"));
+    return absl::AlreadyExistsError(Cat("snapshot \"", req.name(), "\" already exists (",
+                                        snap->uuid, ") with another source volume (",
+                                        snap->source_volume_uuid, ")"));
   }
   if (snap->state == SnapshotState::kFailed) {
     return absl::InternalError(Cat("snapshot ", snap->uuid, " failed in LightOS; delete it"));

@@ -30,8 +30,9 @@ class TimingClient final : public Client {
     auto result = f();
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     registry_.Observe(kSeconds, {{"op", op}}, secs);
-    registry_.Increment(kCalls, {{"op", op}, {"code", std::string(absl::StatusCodeToString(
-                                                          StatusOf(result).code()))}});
+    registry_.Increment(
+        kCalls,
+        {{"op", op}, {"code", std::string(absl::StatusCodeToString(StatusOf(result).code()))}});
     return result;
   }
 
@@ -61,7 +62,8 @@ class TimingClient final : public Client {
                                             const CallOptions& o) override {
     return Time("UpdateVolumeAccess", [&] { return inner_->UpdateVolumeAccess(u, m, o); });
   }
-  absl::StatusOr<Volume> ResizeVolume(const std::string& u, uint64_t s, const CallOptions& o) override {
+  absl::StatusOr<Volume> ResizeVolume(const std::string& u, uint64_t s,
+                                      const CallOptions& o) override {
     return Time("ResizeVolume", [&] { return inner_->ResizeVolume(u, s, o); });
   }
   absl::StatusOr<Volume> SetQosPolicy(const std::string& u, const std::string& p,

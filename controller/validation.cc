@@ -13,12 +13,15 @@ absl::StatusOr<SizeRange> ReadCapacityRange(const csi::v1::CapacityRange* range,
                                             std::string_view field) {
   SizeRange out;
   if (range == nullptr) return out;
-  if (range->required_bytes() < 0) return InvalidField(Cat(field, ".required_bytes"), "must not be negative");
-  if (range->limit_bytes() < 0) return InvalidField(Cat(field, ".limit_bytes"), "must not be negative");
+  if (range->required_bytes() < 0)
+    return InvalidField(Cat(field, ".required_bytes"), "must not be negative");
+  if (range->limit_bytes() < 0)
+    return InvalidField(Cat(field, ".limit_bytes"), "must not be negative");
   out.required = static_cast<uint64_t>(range->required_bytes());
   out.limit = static_cast<uint64_t>(range->limit_bytes());
   if (out.limit != 0 && out.required > out.limit) {
-    return InvalidField(field, "required_bytes ", out.required, " is larger than limit_bytes ", out.limit);
+    return InvalidField(field, "required_bytes ", out.required, " is larger than limit_bytes ",
+                        out.limit);
   }
   return out;
 }
@@ -62,7 +65,8 @@ absl::StatusOr<Capability> ReadCapability(const csi::v1::VolumeCapability& cap,
   }
   if (!cap.has_access_mode()) return InvalidField(Cat(field, ".access_mode"), "is required");
   out.mode = cap.access_mode().mode();
-  if (out.mode == Mode::UNKNOWN) return InvalidField(Cat(field, ".access_mode.mode"), "is required");
+  if (out.mode == Mode::UNKNOWN)
+    return InvalidField(Cat(field, ".access_mode.mode"), "is required");
   return out;
 }
 
@@ -135,7 +139,8 @@ absl::Status CheckCsiName(std::string_view name, std::string_view field) {
   // U+0080..U+009F in UTF-8 are C2 80..C2 9F.
   for (size_t i = 0; i + 1 < name.size(); ++i) {
     auto a = static_cast<unsigned char>(name[i]), b = static_cast<unsigned char>(name[i + 1]);
-    if (a == 0xc2 && b >= 0x80 && b <= 0x9f) return InvalidField(field, "contains a control character");
+    if (a == 0xc2 && b >= 0x80 && b <= 0x9f)
+      return InvalidField(field, "contains a control character");
   }
   return absl::OkStatus();
 }

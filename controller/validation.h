@@ -38,8 +38,7 @@ enum class AccessType { kBlock, kMount };
 // What a VolumeCapability asks for, once checked.
 struct Capability {
   AccessType type = AccessType::kMount;
-  csi::v1::VolumeCapability::AccessMode::Mode mode =
-      csi::v1::VolumeCapability::AccessMode::UNKNOWN;
+  csi::v1::VolumeCapability::AccessMode::Mode mode = csi::v1::VolumeCapability::AccessMode::UNKNOWN;
   std::string fs_type;  // mount only; "" means ext4
 
   bool ReadOnlyMode() const;  // SINGLE_NODE_READER_ONLY, MULTI_NODE_READER_ONLY

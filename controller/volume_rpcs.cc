@@ -7,24 +7,24 @@
 #include "common/strings.h"
 #include "controller/controller_service.h"
 #include "controller/internal.h"
-#include "lightos/state_names.h"
 #include "csicontext/keys.h"
+#include "lightos/state_names.h"
 #include "scparams/storage_class.h"
 
 namespace lbcsi::controller {
 
 using internal::IdFor;
-using lightos::VolumeStateName;
 using lightos::VolumeState;
+using lightos::VolumeStateName;
 
 namespace {
 
 // Where a new volume's data comes from, once resolved against LightOS.
 struct Source {
   enum Kind { kNone, kSnapshot, kVolume } kind = kNone;
-  ResourceId id;          // the source's id
-  uint64_t size = 0;      // bytes
-  std::string label;      // value of internal::kSourceLabel
+  ResourceId id;      // the source's id
+  uint64_t size = 0;  // bytes
+  std::string label;  // value of internal::kSourceLabel
 };
 
 absl::Status NotFoundField(std::string_view field, std::string_view what) {
@@ -41,14 +41,15 @@ absl::Status CheckSettled(const lightos::Volume& v, std::string_view what) {
                                         VolumeStateName(v.state), "; retry later"));
     case VolumeState::kFailed:
     case VolumeState::kDeleted:
-      return absl::FailedPreconditionError(Cat(what, " ", v.name, " (", v.uuid, ") is in state ",
-                                               VolumeStateName(v.state)));
+      return absl::FailedPreconditionError(
+          Cat(what, " ", v.name, " (", v.uuid, ") is in state ", VolumeStateName(v.state)));
     default: return absl::OkStatus();
   }
 }
 
-bool HasSingleNodeMode(const Capability& c) { return !c.MultiNode(); }
-
+bool HasSingleNodeMode(const Capability& c) {
+  return !c.MultiNode();
+}
 
 }  // namespace
 
@@ -58,10 +59,9 @@ absl::Status ControllerService::DoCreateVolume(const Opts& o,
   // ---- validation, before any LightOS call ----
   RETURN_IF_ERROR(CheckCsiName(req.name(), "name"));
   RETURN_IF_ERROR(CheckCapabilities(req.volume_capabilities(), "volume_capabilities"));
-  ASSIGN_OR_RETURN(SizeRange range, ReadCapacityRange(req.has_capacity_range()
-                                                          ? &req.capacity_range()
-                                                          : nullptr,
-                                                      "capacity_range"));
+  ASSIGN_OR_RETURN(SizeRange range,
+                   ReadCapacityRange(req.has_capacity_range() ? &req.capacity_range() : nullptr,
+                                     "capacity_range"));
   if (req.has_accessibility_requirements()) {
     return InvalidField("accessibility_requirements",
                         "not supported: this driver has no topology (volumes are reachable from "
@@ -98,9 +98,10 @@ absl::Status ControllerService::DoCreateVolume(const Opts& o,
     if (!sid.ok()) return NotFoundField(field, Cat("no such source: ", sid.status().message()));
     source.id = *std::move(sid);
     if (!internal::SameCluster(source.id, self)) {
-      return InvalidField(field, "the source is in another LightOS cluster or project than the "
-                                 "StorageClass (mgmt-endpoint, project-name); LightOS cannot "
-                                 "copy between them");
+      return InvalidField(field,
+                          "the source is in another LightOS cluster or project than the "
+                          "StorageClass (mgmt-endpoint, project-name); LightOS cannot "
+                          "copy between them");
     }
     if (source.id.host_encryption != params.host_encryption) {
       return InvalidField(field, "host-encryption of the source and of the StorageClass differ");
@@ -169,8 +170,8 @@ absl::Status ControllerService::DoCreateVolume(const Opts& o,
   if (vol.ok()) {
     // A retry (or a twin) of an earlier call: same properties or ALREADY_EXISTS.
     auto incompatible = [&](std::string_view why) {
-      return absl::AlreadyExistsError(Cat("volume \"", req.name(), "\" already exists (",
-                                           vol->uuid, ") with ", why));
+      return absl::AlreadyExistsError(
+          Cat("volume \"", req.name(), "\" already exists (", vol->uuid, ") with ", why));
     };
     if (vol->replica_count != params.replica_count) {
       return incompatible(Cat(vol->replica_count, " replicas, not ", params.replica_count));
@@ -216,7 +217,8 @@ absl::Status ControllerService::DoCreateVolume(const Opts& o,
       }
       if (absl::IsNotFound(snap.status())) {
         snap = client->CreateSnapshot(clone_snapshot, source.id.uuid, o);
-        if (absl::IsAlreadyExists(snap.status())) snap = client->GetSnapshotByName(clone_snapshot, o);
+        if (absl::IsAlreadyExists(snap.status()))
+          snap = client->GetSnapshotByName(clone_snapshot, o);
       }
       if (!snap.ok()) return Annotate(snap.status(), "creating the clone's temporary snapshot");
       spec.source_snapshot_uuid = snap->uuid;
@@ -239,14 +241,16 @@ absl::Status ControllerService::DoCreateVolume(const Opts& o,
   // ---- finish: grow to the requested size (resumable), drop the clone snapshot ----
   if (vol->size_bytes < size) {
     absl::StatusOr<lightos::Volume> grown = client->ResizeVolume(vol->uuid, size, o);
-    if (!grown.ok()) return Annotate(grown.status(), Cat("growing volume ", vol->uuid, " to ", size));
+    if (!grown.ok())
+      return Annotate(grown.status(), Cat("growing volume ", vol->uuid, " to ", size));
     vol = std::move(grown);
   }
   if (source.kind == Source::kVolume) {
     absl::StatusOr<lightos::Snapshot> s = client->GetSnapshotByName(clone_snapshot, o);
     if (s.ok()) {
       absl::Status d = client->DeleteSnapshot(s->uuid, o);
-      if (!d.ok() && !absl::IsNotFound(d)) return Annotate(d, "removing the clone's temporary snapshot");
+      if (!d.ok() && !absl::IsNotFound(d))
+        return Annotate(d, "removing the clone's temporary snapshot");
     } else if (!absl::IsNotFound(s.status())) {
       return s.status();
     }
@@ -290,16 +294,18 @@ absl::Status ControllerService::DoDeleteVolume(const Opts& o,
     case VolumeState::kRollback:
     case VolumeState::kMigrating:
       return absl::UnavailableError(Cat("volume ", vol->uuid, " is in state ",
-                                        VolumeStateName(vol->state), "; retry when it has settled"));
+                                        VolumeStateName(vol->state),
+                                        "; retry when it has settled"));
     default: break;
   }
   if (internal::AclGrantsAccess(vol->acl)) {
     std::vector<std::string> nodes = internal::PublishedNodes(vol->acl);
     std::string who;
-    for (const std::string& entry : nodes.empty() ? vol->acl : nodes) who += Cat(who.empty() ? "" : ", ", entry);
-    return absl::FailedPreconditionError(
-        Cat("volume ", vol->uuid, " is still published (ACL grants access to ", who,
-            "); unpublish it first"));
+    for (const std::string& entry : nodes.empty() ? vol->acl : nodes)
+      who += Cat(who.empty() ? "" : ", ", entry);
+    return absl::FailedPreconditionError(Cat("volume ", vol->uuid,
+                                             " is still published (ACL grants access to ", who,
+                                             "); unpublish it first"));
   }
   absl::Status s = client->DeleteVolume(vol->uuid, o);
   if (absl::IsNotFound(s)) return absl::OkStatus();
@@ -529,8 +535,9 @@ absl::Status ControllerService::DoExpand(const Opts& o,
   }
   RETURN_IF_ERROR(vol.status());
   if (range.limit != 0 && vol->size_bytes > range.limit) {
-    return absl::OutOfRangeError(Cat("capacity_range.limit_bytes: volume ", vol->uuid, " is already ",
-                                     vol->size_bytes, " bytes; volumes cannot shrink"));
+    return absl::OutOfRangeError(Cat("capacity_range.limit_bytes: volume ", vol->uuid,
+                                     " is already ", vol->size_bytes,
+                                     " bytes; volumes cannot shrink"));
   }
   if (vol->size_bytes < size) {
     RETURN_IF_ERROR(CheckSettled(*vol, "volume"));
@@ -558,7 +565,8 @@ absl::Status ControllerService::DoGetVolume(const Opts& o,
   out->set_capacity_bytes(internal::CsiBytes(vol->size_bytes));
   internal::FillVolumeContext(*vol, out->mutable_volume_context());
   auto* status = resp->mutable_status();
-  for (const std::string& node : internal::PublishedNodes(vol->acl)) status->add_published_node_ids(node);
+  for (const std::string& node : internal::PublishedNodes(vol->acl))
+    status->add_published_node_ids(node);
   bool usable = internal::Usable(*vol);
   status->mutable_volume_condition()->set_abnormal(!usable);
   status->mutable_volume_condition()->set_message(
@@ -586,7 +594,8 @@ absl::Status ControllerService::DoModify(const Opts& o,
   if (req.mutable_parameters().empty()) return absl::OkStatus();
   if (vol->qos_policy_name == params.qos_policy_name) return absl::OkStatus();
   RETURN_IF_ERROR(CheckSettled(*vol, "volume"));
-  absl::StatusOr<lightos::Volume> updated = client->SetQosPolicy(vol->uuid, params.qos_policy_name, o);
+  absl::StatusOr<lightos::Volume> updated =
+      client->SetQosPolicy(vol->uuid, params.qos_policy_name, o);
   if (absl::IsNotFound(updated.status()) || absl::IsInvalidArgument(updated.status())) {
     // The volume was there a moment ago: the policy is what LightOS does not know.
     return InvalidField("mutable_parameters.qos-policy-name", "LightOS refused policy \"",

@@ -66,7 +66,8 @@ inline std::string HostNqnForNode(std::string_view node_id) {
 
 // The node id inside one of our host NQNs; empty when `nqn` is not one.
 inline std::string_view NodeIdFromHostNqn(std::string_view nqn) {
-  if (nqn.size() <= kHostNqnPrefix.size() || nqn.substr(0, kHostNqnPrefix.size()) != kHostNqnPrefix) {
+  if (nqn.size() <= kHostNqnPrefix.size() ||
+      nqn.substr(0, kHostNqnPrefix.size()) != kHostNqnPrefix) {
     return {};
   }
   return nqn.substr(kHostNqnPrefix.size());

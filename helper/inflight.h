@@ -18,7 +18,8 @@ class InFlight {
   class Guard {
    public:
     Guard(InFlight* table, std::vector<std::string> keys) : table_(table), keys_(std::move(keys)) {}
-    Guard(Guard&& o) noexcept : table_(std::exchange(o.table_, nullptr)), keys_(std::move(o.keys_)) {}
+    Guard(Guard&& o) noexcept
+        : table_(std::exchange(o.table_, nullptr)), keys_(std::move(o.keys_)) {}
     Guard(const Guard&) = delete;
     ~Guard() {
       if (table_) table_->Release(keys_);

@@ -56,7 +56,8 @@ absl::StatusOr<std::unique_ptr<HelperServer>> HelperServer::Start(const ServerOp
   if (fchownat(AT_FDCWD, options.socket_path.c_str(), 0, options.allowed_gid,
                AT_SYMLINK_NOFOLLOW) != 0 ||
       fchmodat(AT_FDCWD, options.socket_path.c_str(), 0660, 0) != 0) {
-    return absl::InternalError(Cat("chown/chmod ", options.socket_path, ": ", std::strerror(errno)));
+    return absl::InternalError(
+        Cat("chown/chmod ", options.socket_path, ": ", std::strerror(errno)));
   }
   if (listen(s->listen_fd_, 64) != 0) {
     return absl::InternalError(Cat("listen: ", std::strerror(errno)));
@@ -120,6 +121,8 @@ void HelperServer::Shutdown() {
   }
 }
 
-HelperServer::~HelperServer() { Shutdown(); }
+HelperServer::~HelperServer() {
+  Shutdown();
+}
 
 }  // namespace lbcsi::helper

@@ -26,12 +26,11 @@ namespace lbcsi::helper {
 
 absl::Status HelperService::DoFormatEncrypted(v1::FormatEncryptedRequest& req,
                                               v1::FormatEncryptedResponse* resp) {
-  ASSIGN_OR_RETURN(crypto::SecretBytes passphrase,
-                   crypto::SecretBytes::TakeFrom(
-                       "passphrase", req.mutable_passphrase()->mutable_value()));
+  ASSIGN_OR_RETURN(
+      crypto::SecretBytes passphrase,
+      crypto::SecretBytes::TakeFrom("passphrase", req.mutable_passphrase()->mutable_value()));
   RETURN_IF_ERROR(ValidateUuid("volume_uuid", req.volume_uuid()));
-  RETURN_IF_ERROR(
-      CheckMayWriteHeader(req.read_only(), req.multi_node(), req.proof(), "encrypt"));
+  RETURN_IF_ERROR(CheckMayWriteHeader(req.read_only(), req.multi_node(), req.proof(), "encrypt"));
   const std::string uuid = req.volume_uuid();
   ASSIGN_OR_RETURN(InFlight::Guard guard, Acquire(uuid, {}));
   ASSIGN_OR_RETURN(BlockDevice dev, AttachedDevice(uuid));
@@ -84,9 +83,9 @@ absl::Status HelperService::DoFormatEncrypted(v1::FormatEncryptedRequest& req,
 
 absl::Status HelperService::DoOpenEncrypted(v1::OpenEncryptedRequest& req,
                                             v1::OpenEncryptedResponse* resp) {
-  ASSIGN_OR_RETURN(crypto::SecretBytes passphrase,
-                   crypto::SecretBytes::TakeFrom(
-                       "passphrase", req.mutable_passphrase()->mutable_value()));
+  ASSIGN_OR_RETURN(
+      crypto::SecretBytes passphrase,
+      crypto::SecretBytes::TakeFrom("passphrase", req.mutable_passphrase()->mutable_value()));
   RETURN_IF_ERROR(ValidateUuid("volume_uuid", req.volume_uuid()));
   const std::string uuid = req.volume_uuid();
   const std::string name = crypto::MapperName(uuid);

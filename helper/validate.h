@@ -14,7 +14,7 @@
 namespace lbcsi::helper {
 
 inline constexpr size_t kMaxPathBytes = 4096;
-inline constexpr size_t kMaxNqnBytes = 223;          // NVMe base spec limit
+inline constexpr size_t kMaxNqnBytes = 223;  // NVMe base spec limit
 inline constexpr size_t kMaxSelinuxLabelBytes = 255;
 inline constexpr size_t kMaxEndpoints = 16;
 
@@ -41,9 +41,9 @@ struct MountOptionSet {
   std::string options;      // comma-separated, for libmount
   unsigned long flags = 0;  // MS_* flags equivalent to the VFS options (for bind remounts)
 };
-absl::StatusOr<MountOptionSet> BuildMountOptions(v1::FsType fs_type, bool read_only,
-                                                 const google::protobuf::RepeatedField<int>& options,
-                                                 std::string_view selinux_context, bool staging);
+absl::StatusOr<MountOptionSet> BuildMountOptions(
+    v1::FsType fs_type, bool read_only, const google::protobuf::RepeatedField<int>& options,
+    std::string_view selinux_context, bool staging);
 
 std::string_view FsTypeName(v1::FsType fs_type);  // "ext4", "xfs" or ""
 

@@ -28,7 +28,17 @@ namespace lbcsi::lightos {
 // Which cluster to talk to and how; the pool key together with the CA bundle.
 using ClusterTarget = ::lbcsi::ClusterTarget;
 
-enum class VolumeState { kUnknown, kCreating, kAvailable, kDeleting, kDeleted, kFailed, kUpdating, kRollback, kMigrating };
+enum class VolumeState {
+  kUnknown,
+  kCreating,
+  kAvailable,
+  kDeleting,
+  kDeleted,
+  kFailed,
+  kUpdating,
+  kRollback,
+  kMigrating
+};
 enum class ProtectionState { kUnknown, kFullyProtected, kDegraded, kReadOnly, kNotAvailable };
 enum class SnapshotState { kUnknown, kCreating, kAvailable, kDeleting, kDeleted, kFailed };
 
@@ -79,12 +89,12 @@ struct ClusterInfo {
 };
 
 struct CreateVolumeSpec {
-  std::string name;             // unique per project; ^[a-zA-Z0-9-_.]{1,253}$
-  uint64_t size_bytes = 0;      // the cluster rounds up to 4 KiB
+  std::string name;         // unique per project; ^[a-zA-Z0-9-_.]{1,253}$
+  uint64_t size_bytes = 0;  // the cluster rounds up to 4 KiB
   uint32_t replica_count = 1;
   bool compression = false;
   std::vector<std::string> acl = {kAclAllowNone};
-  std::string qos_policy_name;  // empty: cluster default
+  std::string qos_policy_name;       // empty: cluster default
   std::string source_snapshot_uuid;  // restore / clone
   std::map<std::string, std::string> labels;
 };
@@ -119,13 +129,16 @@ class Client {
   // Creates and waits until Available. ALREADY_EXISTS if the name is taken
   // (the caller compares properties for CSI idempotency). FAILED when the
   // volume ends in Failed (INTERNAL, naming the volume).
-  virtual absl::StatusOr<Volume> CreateVolume(const CreateVolumeSpec& spec, const CallOptions& opts) = 0;
+  virtual absl::StatusOr<Volume> CreateVolume(const CreateVolumeSpec& spec,
+                                              const CallOptions& opts) = 0;
   virtual absl::StatusOr<Volume> GetVolume(const std::string& uuid, const CallOptions& opts) = 0;
   // NOT_FOUND when no volume has that name in the project.
-  virtual absl::StatusOr<Volume> GetVolumeByName(const std::string& name, const CallOptions& opts) = 0;
+  virtual absl::StatusOr<Volume> GetVolumeByName(const std::string& name,
+                                                 const CallOptions& opts) = 0;
   // Deletes and waits until it is gone. NOT_FOUND when it did not exist.
   virtual absl::Status DeleteVolume(const std::string& uuid, const CallOptions& opts) = 0;
-  virtual absl::StatusOr<std::vector<Volume>> ListVolumes(const Page& page, const CallOptions& opts) = 0;
+  virtual absl::StatusOr<std::vector<Volume>> ListVolumes(const Page& page,
+                                                          const CallOptions& opts) = 0;
 
   // ETag read-modify-write loops; retry on a stale ETag until the deadline.
   virtual absl::StatusOr<Volume> UpdateVolumeAccess(const std::string& uuid,
@@ -140,15 +153,18 @@ class Client {
   // Grows to at least `size_bytes` (never shrinks; success when already that large).
   virtual absl::StatusOr<Volume> ResizeVolume(const std::string& uuid, uint64_t size_bytes,
                                               const CallOptions& opts) = 0;
-  virtual absl::StatusOr<Volume> SetQosPolicy(const std::string& uuid, const std::string& policy_name,
+  virtual absl::StatusOr<Volume> SetQosPolicy(const std::string& uuid,
+                                              const std::string& policy_name,
                                               const CallOptions& opts) = 0;
 
   // Creates and waits until Available. ALREADY_EXISTS if the name is taken.
   virtual absl::StatusOr<Snapshot> CreateSnapshot(const std::string& name,
                                                   const std::string& source_volume_uuid,
                                                   const CallOptions& opts) = 0;
-  virtual absl::StatusOr<Snapshot> GetSnapshot(const std::string& uuid, const CallOptions& opts) = 0;
-  virtual absl::StatusOr<Snapshot> GetSnapshotByName(const std::string& name, const CallOptions& opts) = 0;
+  virtual absl::StatusOr<Snapshot> GetSnapshot(const std::string& uuid,
+                                               const CallOptions& opts) = 0;
+  virtual absl::StatusOr<Snapshot> GetSnapshotByName(const std::string& name,
+                                                     const CallOptions& opts) = 0;
   virtual absl::Status DeleteSnapshot(const std::string& uuid, const CallOptions& opts) = 0;
   virtual absl::StatusOr<std::vector<Snapshot>> ListSnapshots(const Page& page,
                                                               const std::string& source_volume_uuid,
@@ -163,9 +179,9 @@ struct TokenSource {
 };
 
 struct TlsOptions {
-  std::string ca_bundle_file;        // PEM; empty: the system roots
-  std::string server_name_override;  // clusters addressed by IP
-  bool insecure_skip_verify = false; // migration aid; logged as a warning on every connection
+  std::string ca_bundle_file;         // PEM; empty: the system roots
+  std::string server_name_override;   // clusters addressed by IP
+  bool insecure_skip_verify = false;  // migration aid; logged as a warning on every connection
 };
 
 // Hands out clients bound to (target, token), sharing pooled connections keyed by

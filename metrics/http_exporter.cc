@@ -16,14 +16,16 @@ absl::StatusOr<std::unique_ptr<HttpExporter>> HttpExporter::Start(Registry& regi
     if (address.ends_with(":0")) {
       HostPort out;
       out.host = address.substr(0, address.size() - 2);
-      if (out.host.size() > 2 && out.host.front() == '[') out.host = out.host.substr(1, out.host.size() - 2);
+      if (out.host.size() > 2 && out.host.front() == '[')
+        out.host = out.host.substr(1, out.host.size() - 2);
       if (out.host.empty()) return absl::InvalidArgumentError("metrics address has no host");
       return out;
     }
     return ParseHostPort(address);
   }();
   if (!hp.ok()) {
-    return absl::InvalidArgumentError(Cat("metrics address \"", address, "\": ", hp.status().message()));
+    return absl::InvalidArgumentError(
+        Cat("metrics address \"", address, "\": ", hp.status().message()));
   }
   std::unique_ptr<HttpExporter> exporter(new HttpExporter());
   exporter->server_ = std::make_unique<httplib::Server>();

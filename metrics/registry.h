@@ -52,7 +52,7 @@ class Registry {
     bool histogram = false;
     std::string help;
     std::vector<double> bounds;
-    std::map<std::string, double> counters;           // key: rendered label set
+    std::map<std::string, double> counters;  // key: rendered label set
     std::map<std::string, HistogramSeries> histograms;
   };
   Family& GetFamily(std::string_view name, bool histogram);

@@ -1,7 +1,7 @@
 #include "scparams/storage_class.h"
 
-#include "common/strings.h"
 #include <charconv>
+#include "common/strings.h"
 
 #include <cctype>
 
@@ -11,7 +11,9 @@ namespace lbcsi {
 namespace {
 
 // Errors carry the key as "parameters.<key>" so users find it in their StorageClass.
-std::string Key(std::string_view key) { return Cat("parameters.", key); }
+std::string Key(std::string_view key) {
+  return Cat("parameters.", key);
+}
 
 absl::StatusOr<bool> ParseSwitch(const ParamMap& params, const char* key, bool also_true_false) {
   auto it = params.find(key);
@@ -79,13 +81,15 @@ absl::StatusOr<StorageClassParams> ParseStorageClassParams(const ParamMap& param
 
   if (auto it = params.find(sc_keys::kMgmtScheme); it != params.end() && !it->second.empty()) {
     absl::StatusOr<MgmtScheme> scheme = ParseMgmtScheme(it->second);
-    if (!scheme.ok()) return InvalidField(Key(sc_keys::kMgmtScheme), StdView(scheme.status().message()));
+    if (!scheme.ok())
+      return InvalidField(Key(sc_keys::kMgmtScheme), StdView(scheme.status().message()));
     out.scheme = *scheme;
   }
 
   if (auto it = params.find(sc_keys::kQosPolicyName); it != params.end() && !it->second.empty()) {
     if (!IsQosPolicyName(it->second)) {
-      return InvalidField(Key(sc_keys::kQosPolicyName), "\"", it->second, "\" is not a valid policy name");
+      return InvalidField(Key(sc_keys::kQosPolicyName), "\"", it->second,
+                          "\" is not a valid policy name");
     }
     out.qos_policy_name = it->second;
   }
@@ -114,7 +118,8 @@ absl::StatusOr<MutableParams> ParseMutableParams(
                           "cannot be changed; only qos-policy-name is mutable");
     }
     if (!IsQosPolicyName(value)) {
-      return InvalidField("mutable_parameters.qos-policy-name", "\"", value, "\" is not a valid policy name");
+      return InvalidField("mutable_parameters.qos-policy-name", "\"", value,
+                          "\" is not a valid policy name");
     }
     out.qos_policy_name = value;
   }

@@ -1,8 +1,8 @@
 #include "volumeid/endpoints.h"
 
-#include "common/strings.h"
 #include <algorithm>
 #include <charconv>
+#include "common/strings.h"
 
 #include <cctype>
 
@@ -47,7 +47,8 @@ absl::StatusOr<HostPort> ParseHostPort(std::string_view text) {
   if (host.empty()) return Bad(text, "empty host");
   if (host.size() > 253) return Bad(text, "host longer than 253 bytes");
   for (char c : host) {
-    if (!IsHostChar(c)) return Bad(text, Cat("invalid character '", std::string(1, c), "' in host"));
+    if (!IsHostChar(c))
+      return Bad(text, Cat("invalid character '", std::string(1, c), "' in host"));
   }
   if (port.empty() || port.size() > 5) return Bad(text, "invalid port");
   unsigned value = 0;

@@ -1,7 +1,7 @@
 #include "volumeid/resource_id.h"
 
-#include "common/strings.h"
 #include <algorithm>
+#include "common/strings.h"
 
 #include <cctype>
 
@@ -111,7 +111,8 @@ absl::StatusOr<ResourceId> ParseResourceId(std::string_view id) {
 }
 
 absl::StatusOr<std::string> FormatResourceId(const ResourceId& id) {
-  if (id.mgmt_endpoints.empty()) return absl::InvalidArgumentError("id needs at least one management endpoint");
+  if (id.mgmt_endpoints.empty())
+    return absl::InvalidArgumentError("id needs at least one management endpoint");
   absl::StatusOr<std::string> uuid = NormalizeUuid(id.uuid);
   if (!uuid.ok()) return uuid.status();
   if (!id.project.empty() && !IsValidProjectName(id.project)) {
@@ -127,9 +128,9 @@ absl::StatusOr<std::string> FormatResourceId(const ResourceId& id) {
   if (id.scheme) out += Cat("|scheme:", MgmtSchemeName(*id.scheme));
   if (id.host_encryption) out += "|hostcrypto:luks2";
   if (out.size() > kCsiMaxIdBytes) {
-    return absl::InvalidArgumentError(Cat(
-        "the volume id would be ", out.size(), " bytes, over CSI's limit of ", kCsiMaxIdBytes,
-        ": use fewer management endpoints (mgmt-endpoint) or a shorter project name"));
+    return absl::InvalidArgumentError(
+        Cat("the volume id would be ", out.size(), " bytes, over CSI's limit of ", kCsiMaxIdBytes,
+            ": use fewer management endpoints (mgmt-endpoint) or a shorter project name"));
   }
   return out;
 }

@@ -101,7 +101,9 @@ void InitLibraryForHelper() {
   crypt_volume_key_keyring(nullptr, 0);
 }
 
-std::string MapperName(std::string_view volume_uuid) { return Cat("lbcsi-", volume_uuid); }
+std::string MapperName(std::string_view volume_uuid) {
+  return Cat("lbcsi-", volume_uuid);
+}
 
 absl::StatusOr<std::optional<Mapping>> FindMapping(std::string_view mapper_name) {
   std::unique_ptr<DIR, int (*)(DIR*)> dir(opendir("/sys/block"), closedir);
@@ -172,12 +174,12 @@ absl::Status Open(const std::string& device_path, const std::string& mapper_name
   ASSIGN_OR_RETURN(Cd cd, InitDevice(device_path));
   int r = crypt_load(cd.get(), CRYPT_LUKS2, nullptr);
   if (r < 0) {
-    return absl::FailedPreconditionError(
-        Cat(device_path, " holds no LUKS2 header libcryptsetup can load (", std::strerror(-r), ")"));
+    return absl::FailedPreconditionError(Cat(
+        device_path, " holds no LUKS2 header libcryptsetup can load (", std::strerror(-r), ")"));
   }
   const uint32_t flags = read_only ? CRYPT_ACTIVATE_READONLY : 0;
-  r = crypt_activate_by_passphrase(cd.get(), mapper_name.c_str(), CRYPT_ANY_SLOT,
-                                   passphrase.data(), passphrase.size(), flags);
+  r = crypt_activate_by_passphrase(cd.get(), mapper_name.c_str(), CRYPT_ANY_SLOT, passphrase.data(),
+                                   passphrase.size(), flags);
   if (r == -EPERM) {
     return absl::PermissionDeniedError(
         Cat("the passphrase opens no key slot of the LUKS2 header on ", device_path));

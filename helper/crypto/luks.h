@@ -52,8 +52,8 @@ struct Mapping {
   std::string kernel_name;  // "dm-3"
   dev_t dev = 0;
   uint64_t size_bytes = 0;
-  std::string dm_uuid;               // "CRYPT-LUKS2-<hex>-lbcsi-<uuid>"
-  std::vector<std::string> slaves;   // kernel names of the devices underneath
+  std::string dm_uuid;              // "CRYPT-LUKS2-<hex>-lbcsi-<uuid>"
+  std::vector<std::string> slaves;  // kernel names of the devices underneath
 };
 // nullopt when no device-mapper device has this name.
 absl::StatusOr<std::optional<Mapping>> FindMapping(std::string_view mapper_name);

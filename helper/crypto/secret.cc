@@ -18,7 +18,9 @@ void WipeString(std::string* s) {
   s->shrink_to_fit();
 }
 
-SecretBytes::~SecretBytes() { Wipe(); }
+SecretBytes::~SecretBytes() {
+  Wipe();
+}
 
 SecretBytes::SecretBytes(SecretBytes&& other) noexcept
     : data_(std::exchange(other.data_, nullptr)),

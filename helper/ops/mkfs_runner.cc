@@ -14,7 +14,7 @@ namespace lbcsi::helper {
 
 absl::Status DirectMkfsRunner::RunMkfs(v1::FsType fs_type, int device_fd, bool resume) {
   const char* bin = nullptr;
-  const char* ext4[] = {"mkfs.ext4", "-q", "-E", "nodiscard,lazy_itable_init=1",
+  const char* ext4[] = {"mkfs.ext4",       "-q",   "-E", "nodiscard,lazy_itable_init=1",
                         "/proc/self/fd/3", nullptr};
   const char* xfs[] = {"mkfs.xfs", "-q", "-K", "/proc/self/fd/3", nullptr};
   const char* xfs_resume[] = {"mkfs.xfs", "-q", "-K", "-f", "/proc/self/fd/3", nullptr};
@@ -46,10 +46,10 @@ absl::Status DirectMkfsRunner::RunMkfs(v1::FsType fs_type, int device_fd, bool r
     if (errno != EINTR) return absl::InternalError(Cat("waitpid: ", std::strerror(errno)));
   }
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
-  return absl::InternalError(Cat(argv[0], " failed (",
-                                 WIFEXITED(status) ? Cat("exit ", WEXITSTATUS(status))
-                                                   : Cat("signal ", WTERMSIG(status)),
-                                 ")"));
+  return absl::InternalError(
+      Cat(argv[0], " failed (",
+          WIFEXITED(status) ? Cat("exit ", WEXITSTATUS(status)) : Cat("signal ", WTERMSIG(status)),
+          ")"));
 }
 
 }  // namespace lbcsi::helper

@@ -18,10 +18,9 @@ absl::Status SpawnerMkfsRunner::RunMkfs(v1::FsType fs_type, int device_fd, bool 
                                                    resume ? MkfsMode::kResume : MkfsMode::kNew);
   if (!r.ok()) return r.status();
   if (r->exit_code == 0) return absl::OkStatus();
-  return absl::InternalError(Cat("mkfs failed (",
-                                 r->term_signal ? Cat("signal ", r->term_signal)
-                                                : Cat("exit ", r->exit_code),
-                                 "): ", r->output_tail));
+  return absl::InternalError(Cat(
+      "mkfs failed (", r->term_signal ? Cat("signal ", r->term_signal) : Cat("exit ", r->exit_code),
+      "): ", r->output_tail));
 }
 
 }  // namespace lbcsi::helper

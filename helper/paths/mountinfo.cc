@@ -35,8 +35,12 @@ bool HasToken(std::string_view list, std::string_view opt) {
 
 }  // namespace
 
-bool MountEntry::read_only() const { return HasToken(options, "ro"); }
-bool MountEntry::super_read_only() const { return HasToken(super_options, "ro"); }
+bool MountEntry::read_only() const {
+  return HasToken(options, "ro");
+}
+bool MountEntry::super_read_only() const {
+  return HasToken(super_options, "ro");
+}
 bool MountEntry::HasOption(std::string_view opt) const {
   return HasToken(options, opt) || HasToken(super_options, opt);
 }

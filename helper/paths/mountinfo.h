@@ -16,16 +16,16 @@ namespace lbcsi::helper {
 struct MountEntry {
   uint64_t id = 0;
   uint64_t parent_id = 0;
-  dev_t dev = 0;              // st_dev of the filesystem (major:minor)
-  std::string root;           // path inside the filesystem that is mounted ("/" or a bind subdir)
-  std::string mount_point;    // unescaped
-  std::string options;        // per-mount options (ro/rw, nosuid, ...)
+  dev_t dev = 0;            // st_dev of the filesystem (major:minor)
+  std::string root;         // path inside the filesystem that is mounted ("/" or a bind subdir)
+  std::string mount_point;  // unescaped
+  std::string options;      // per-mount options (ro/rw, nosuid, ...)
   std::string fs_type;
   std::string source;         // unescaped
   std::string super_options;  // per-superblock options
 
-  bool read_only() const;        // per-mount "ro"
-  bool super_read_only() const;  // the filesystem itself is ro (e.g. after errors)
+  bool read_only() const;                      // per-mount "ro"
+  bool super_read_only() const;                // the filesystem itself is ro (e.g. after errors)
   bool HasOption(std::string_view opt) const;  // in either option list
 };
 

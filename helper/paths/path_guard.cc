@@ -21,8 +21,7 @@ namespace {
 
 absl::Status PathError(std::string_view field, std::string_view path, int err) {
   switch (err) {
-    case ENOENT:
-      return absl::NotFoundError(Cat(field, ": ", path, ": a component does not exist"));
+    case ENOENT: return absl::NotFoundError(Cat(field, ": ", path, ": a component does not exist"));
     case ELOOP:
       return absl::FailedPreconditionError(
           Cat(field, ": ", path, ": a component is a symlink; symlinks are refused"));
@@ -35,8 +34,7 @@ absl::Status PathError(std::string_view field, std::string_view path, int err) {
     case EACCES:
     case EPERM:
       return absl::PermissionDeniedError(Cat(field, ": ", path, ": ", std::strerror(err)));
-    default:
-      return absl::InternalError(Cat(field, ": open ", path, ": ", std::strerror(err)));
+    default: return absl::InternalError(Cat(field, ": open ", path, ": ", std::strerror(err)));
   }
 }
 
@@ -60,8 +58,8 @@ absl::StatusOr<std::vector<std::string_view>> CleanComponents(std::string_view f
 
 absl::StatusOr<uint64_t> MountIdOf(int fd) {
   struct statx stx {};
-  if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC, STATX_MNT_ID,
-            &stx) == 0 &&
+  if (statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC, STATX_MNT_ID, &stx) ==
+          0 &&
       (stx.stx_mask & STATX_MNT_ID)) {
     return stx.stx_mnt_id;
   }
@@ -115,8 +113,7 @@ absl::StatusOr<UniqueFd> PathGuard::OpenBeneath(int root_fd,
   if (!force_walk_) {
     open_how how{};
     how.flags = O_PATH | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW;
-    how.resolve =
-        RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
     long fd;
     do {
       fd = syscall(SYS_openat2, root_fd, rel.c_str(), &how, sizeof(how));

@@ -57,7 +57,8 @@ bool LoopTransport::AclAllows(const std::string& volume_uuid) const {
   ss << in.rdbuf();
   std::string text = ss.str();
   for (char& c : text) {
-    if (c == ',' || c == '[' || c == ']' || c == '"' || c == '\n' || c == '\t' || c == '\r') c = ' ';
+    if (c == ',' || c == '[' || c == ']' || c == '"' || c == '\n' || c == '\t' || c == '\r')
+      c = ' ';
   }
   for (std::string_view tok : Split(text, ' ')) {
     if (tok == host_nqn_ || tok == "ALLOW_ANY") return true;
@@ -108,7 +109,8 @@ absl::StatusOr<BlockDevice> LoopTransport::Configure(const std::string& volume_u
   }
   for (int attempt = 0; attempt < 16; ++attempt) {
     int n = ioctl(control.get(), LOOP_CTL_GET_FREE);
-    if (n < 0) return absl::ResourceExhaustedError(Cat("no free loop device: ", std::strerror(errno)));
+    if (n < 0)
+      return absl::ResourceExhaustedError(Cat("no free loop device: ", std::strerror(errno)));
     BlockDevice dev;
     dev.volume_uuid = volume_uuid;
     dev.name = Cat("loop", n);

@@ -64,19 +64,18 @@ std::string NvmeTransport::DescribeConnectError(int err) {
   std::string base = nvme_errno_to_string(err) ? nvme_errno_to_string(err) : std::strerror(err);
   switch (err) {
     case ENVME_CONNECT_WRITE:
-      return Cat(base, " (the kernel refused the connect: usually this host NQN is not allowed "
-                       "by the target, or the address is unreachable; see dmesg)");
+      return Cat(base,
+                 " (the kernel refused the connect: usually this host NQN is not allowed "
+                 "by the target, or the address is unreachable; see dmesg)");
     case ENVME_CONNECT_OPEN:
       return Cat(base, " (/dev/nvme-fabrics missing: is the nvme-tcp module loaded?)");
-    case ENVME_CONNECT_CONNREFUSED:
-      return Cat(base, " (nothing listens on that address and port)");
+    case ENVME_CONNECT_CONNREFUSED: return Cat(base, " (nothing listens on that address and port)");
     case ENVME_CONNECT_ADDRINUSE:
       return Cat(base, " (this host NQN is already connected with another host id)");
     case ENVME_CONNECT_INVAL_TR:
     case ENVME_CONNECT_OPNOTSUPP:
       return Cat(base, " (the tcp transport is not supported by this kernel)");
-    default:
-      return base;
+    default: return base;
   }
 }
 
@@ -112,8 +111,8 @@ absl::Status NvmeTransport::Connect(const AttachSpec& spec) {
   nvme_fabrics_config cfg;
   nvmf_default_config(&cfg);
   const v1::ConnectOptions& o = spec.options;
-  cfg.ctrl_loss_tmo = o.has_ctrl_loss_tmo_seconds() ? o.ctrl_loss_tmo_seconds()
-                                                    : defaults_.ctrl_loss_tmo_seconds;
+  cfg.ctrl_loss_tmo =
+      o.has_ctrl_loss_tmo_seconds() ? o.ctrl_loss_tmo_seconds() : defaults_.ctrl_loss_tmo_seconds;
   cfg.fast_io_fail_tmo = o.has_fast_io_fail_tmo_seconds() ? o.fast_io_fail_tmo_seconds()
                                                           : defaults_.fast_io_fail_tmo_seconds;
   cfg.reconnect_delay = o.has_reconnect_delay_seconds() ? o.reconnect_delay_seconds()
@@ -132,8 +131,8 @@ absl::Status NvmeTransport::Connect(const AttachSpec& spec) {
 
   std::vector<std::string> errors;
   int live = 0;
-  auto connect_one = [&](const std::string& subnqn, const std::string& ip,
-                         const std::string& port, bool discovery) -> nvme_ctrl_t {
+  auto connect_one = [&](const std::string& subnqn, const std::string& ip, const std::string& port,
+                         bool discovery) -> nvme_ctrl_t {
     nvme_ctrl_t c = nvme_create_ctrl(root.get(), subnqn.c_str(), "tcp", ip.c_str(), nullptr,
                                      nullptr, port.c_str());
     if (!c) {
@@ -194,7 +193,8 @@ absl::Status NvmeTransport::Connect(const AttachSpec& spec) {
       if (already(t.ip(), port) || connect_one(spec.subsystem_nqn, t.ip(), port, false)) ++live;
     }
   }
-  if (!all_paths) LOG(kInfo, "nvme_core multipath is off: using one path", {"volume", spec.volume_uuid});
+  if (!all_paths)
+    LOG(kInfo, "nvme_core multipath is off: using one path", {"volume", spec.volume_uuid});
   if (live == 0) {
     std::string joined;
     for (const std::string& e : errors) joined += (joined.empty() ? "" : "; ") + e;
@@ -272,10 +272,10 @@ absl::StatusOr<BlockDevice> NvmeTransport::Attach(const AttachSpec& spec) {
     }
     absl::SleepFor(kPoll);
   }
-  return absl::FailedPreconditionError(
-      Cat("connected to subsystem ", spec.subsystem_nqn, " but the namespace of volume ",
-          spec.volume_uuid, " never appeared: this node's host NQN ", host_nqn_,
-          " is probably not in the volume's ACL"));
+  return absl::FailedPreconditionError(Cat("connected to subsystem ", spec.subsystem_nqn,
+                                           " but the namespace of volume ", spec.volume_uuid,
+                                           " never appeared: this node's host NQN ", host_nqn_,
+                                           " is probably not in the volume's ACL"));
 }
 
 absl::StatusOr<DetachResult> NvmeTransport::Detach(const std::string& volume_uuid,

@@ -55,8 +55,7 @@ class Transport {
   virtual absl::StatusOr<DetachResult> Detach(const std::string& volume_uuid,
                                               const std::string& subsystem_nqn) = 0;
   // nullopt when the volume is not attached.
-  virtual absl::StatusOr<std::optional<BlockDevice>> FindDevice(
-      const std::string& volume_uuid) = 0;
+  virtual absl::StatusOr<std::optional<BlockDevice>> FindDevice(const std::string& volume_uuid) = 0;
   virtual absl::StatusOr<std::vector<BlockDevice>> Inventory() = 0;
   // Makes the kernel re-read the namespace size (after a controller-side expand).
   virtual absl::Status RefreshSize(const BlockDevice& device) = 0;

@@ -21,7 +21,9 @@ using grpc::StatusCode;
 constexpr char kPass[] = "Sup3r-S3cret-LUKS-passphrase-0xC0FFEE";
 constexpr char kOtherPass[] = "An0ther-Wr0ng-passphrase-0xBADF00D";
 
-std::string EncId(int n) { return VolId(n) + "|hostcrypto:luks2"; }
+std::string EncId(int n) {
+  return VolId(n) + "|hostcrypto:luks2";
+}
 
 // Every log line of the process, at the most verbose level.
 class LogCapture {

@@ -194,7 +194,8 @@ grpc::Status FakeHelper::Probe(grpc::ServerContext*, const hv1::ProbeRequest* re
     return Err(grpc::StatusCode::FAILED_PRECONDITION, "not attached");
   const FakeDisk& d = disks_[req->volume_uuid()];
   if (req->encrypted()) {
-    if (!open_.count(req->volume_uuid())) return Err(grpc::StatusCode::FAILED_PRECONDITION, "not open");
+    if (!open_.count(req->volume_uuid()))
+      return Err(grpc::StatusCode::FAILED_PRECONDITION, "not open");
     resp->set_kind(d.inner_kind);
     resp->set_type(d.inner_type);
     resp->set_size_bytes(d.size - (16 << 20));
@@ -221,7 +222,8 @@ grpc::Status FakeHelper::Format(grpc::ServerContext*, const hv1::FormatRequest* 
   FakeDisk& d = disks_[req->volume_uuid()];
   std::string fs = FsName(req->fs_type());
   if (req->encrypted()) {
-    if (!open_.count(req->volume_uuid())) return Err(grpc::StatusCode::FAILED_PRECONDITION, "not open");
+    if (!open_.count(req->volume_uuid()))
+      return Err(grpc::StatusCode::FAILED_PRECONDITION, "not open");
     if (d.inner_kind == hv1::CONTENT_KIND_FILESYSTEM && d.inner_type == fs) return grpc::Status::OK;
     if (d.inner_kind != hv1::CONTENT_KIND_BLANK) {
       return Err(grpc::StatusCode::FAILED_PRECONDITION, "decrypted device not blank");

@@ -74,8 +74,7 @@ grpc::Status FakeHelper::OpenEncrypted(grpc::ServerContext*, const hv1::OpenEncr
   return grpc::Status::OK;
 }
 
-grpc::Status FakeHelper::CloseEncrypted(grpc::ServerContext*,
-                                        const hv1::CloseEncryptedRequest* req,
+grpc::Status FakeHelper::CloseEncrypted(grpc::ServerContext*, const hv1::CloseEncryptedRequest* req,
                                         hv1::CloseEncryptedResponse* resp) {
   std::lock_guard<std::mutex> l(mu_);
   grpc::Status inj;

@@ -127,7 +127,8 @@ int main() {
         r.set_name("csi-" + std::to_string(i));
         auto* cap = r.add_volume_capabilities();
         cap->mutable_block();
-        cap->mutable_access_mode()->set_mode(csi::v1::VolumeCapability::AccessMode::SINGLE_NODE_WRITER);
+        cap->mutable_access_mode()->set_mode(
+            csi::v1::VolumeCapability::AccessMode::SINGLE_NODE_WRITER);
         (*r.mutable_parameters())["mgmt-endpoint"] = endpoint;
         (*r.mutable_parameters())["replica-count"] = "1";
         (*r.mutable_secrets())["jwt"] = kToken;

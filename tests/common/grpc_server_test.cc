@@ -10,8 +10,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include <gtest/gtest.h>
 #include <grpcpp/create_channel.h>
+#include <gtest/gtest.h>
 
 #include "common/unix_endpoint.h"
 #include "csi/v1/csi.grpc.pb.h"

@@ -4,8 +4,8 @@
 
 #include "common/redact.h"
 
-#include "common/strings.h"
 #include <gtest/gtest.h>
+#include "common/strings.h"
 
 #include <set>
 #include <string>
@@ -37,14 +37,15 @@ int FillSecrets(Message& message, std::vector<std::string>& secrets, int depth =
   for (int i = 0; i < d->field_count(); ++i) {
     const FieldDescriptor* f = d->field(i);
     if (f->options().GetExtension(csi::v1::csi_secret)) {
-      std::string value = "s3cr3t-" + std::string(d->name()) + "-" + std::string(f->name()) +
-                          "-" + std::to_string(secrets.size());
+      std::string value = "s3cr3t-" + std::string(d->name()) + "-" + std::string(f->name()) + "-" +
+                          std::to_string(secrets.size());
       if (f->is_map()) {
         Message* entry = refl->AddMessage(&message, f);
         entry->GetReflection()->SetString(entry, f->message_type()->map_key(), "jwt");
         entry->GetReflection()->SetString(entry, f->message_type()->map_value(), value);
         Message* entry2 = refl->AddMessage(&message, f);
-        const std::string jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ" + std::to_string(secrets.size()) + "In0.sig";
+        const std::string jwt =
+            "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ" + std::to_string(secrets.size()) + "In0.sig";
         entry2->GetReflection()->SetString(entry2, f->message_type()->map_key(), "other");
         entry2->GetReflection()->SetString(entry2, f->message_type()->map_value(), jwt);
         secrets.push_back(jwt);
@@ -56,7 +57,8 @@ int FillSecrets(Message& message, std::vector<std::string>& secrets, int depth =
       secrets.push_back(value);
       ++filled;
     } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE && !f->is_map()) {
-      Message* child = f->is_repeated() ? refl->AddMessage(&message, f) : refl->MutableMessage(&message, f);
+      Message* child =
+          f->is_repeated() ? refl->AddMessage(&message, f) : refl->MutableMessage(&message, f);
       filled += FillSecrets(*child, secrets, depth + 1);
     }
   }
@@ -102,7 +104,8 @@ TEST(RedactTest, NoSecretOfAnyCsiRequestReachesALogLine) {
       std::unique_ptr<Message> msg(factory.GetPrototype(d)->New());
       if (FillSecrets(*msg, secrets) > 0) ++requests_with_secrets;
       LOG(kTrace, "request", log::Field::Proto("req", *msg));
-      LOG(kDebug, "request text", {"dump", msg->DebugString()});  // an unsafe dump, scrubbed by layer 2
+      LOG(kDebug, "request text",
+          {"dump", msg->DebugString()});  // an unsafe dump, scrubbed by layer 2
     }
   }
   log::SetSinkForTesting(nullptr);
@@ -127,7 +130,8 @@ TEST(RedactTest, RegisteredSecretsAreScrubbedEverywhere) {
   log::SetSinkForTesting([&](std::string_view line) { lines.emplace_back(line); });
   log::Init({log::Level::kTrace, log::Format::kText, ""});
   RegisterSecret("passphrase-from-secret");
-  LOG(kError, "failed to open with passphrase-from-secret", {"detail", "x passphrase-from-secret y"});
+  LOG(kError, "failed to open with passphrase-from-secret",
+      {"detail", "x passphrase-from-secret y"});
   grpc::Status st = ToGrpcStatus(absl::InternalError("cryptsetup said passphrase-from-secret"));
   ForgetSecret("passphrase-from-secret");
   log::SetSinkForTesting(nullptr);

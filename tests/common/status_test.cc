@@ -24,8 +24,8 @@ TEST(StatusTest, CodesSurviveTheRoundTripThroughGrpc) {
 TEST(StatusTest, ToGrpcScrubsRegisteredSecretsAndJwts) {
   RegisterSecret("hunter2-passphrase");
   const std::string jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
-  grpc::Status s = ToGrpcStatus(
-      absl::PermissionDeniedError("token " + jwt + " and hunter2-passphrase refused"));
+  grpc::Status s =
+      ToGrpcStatus(absl::PermissionDeniedError("token " + jwt + " and hunter2-passphrase refused"));
   EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(s.error_message().find("hunter2-passphrase"), std::string::npos);
   EXPECT_EQ(s.error_message().find(jwt), std::string::npos);
@@ -33,7 +33,9 @@ TEST(StatusTest, ToGrpcScrubsRegisteredSecretsAndJwts) {
   ForgetSecret("hunter2-passphrase");
 }
 
-absl::Status FailsWith(absl::StatusCode code) { return absl::Status(code, "inner"); }
+absl::Status FailsWith(absl::StatusCode code) {
+  return absl::Status(code, "inner");
+}
 
 absl::Status UsesReturnIfError(absl::StatusCode code, bool* reached_end) {
   RETURN_IF_ERROR(FailsWith(code));
@@ -66,7 +68,8 @@ TEST(StatusTest, AssignOrReturnPropagates) {
 }
 
 TEST(StatusTest, AnnotateKeepsCodeAndAddsContext) {
-  absl::Status s = Annotate(absl::UnavailableError("connection refused"), "GetVolume on 10.0.0.1:443");
+  absl::Status s =
+      Annotate(absl::UnavailableError("connection refused"), "GetVolume on 10.0.0.1:443");
   EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(s.message(), "GetVolume on 10.0.0.1:443: connection refused");
   EXPECT_TRUE(Annotate(absl::OkStatus(), "x").ok());

@@ -21,12 +21,15 @@ TEST(UnixEndpointTest, RejectsOtherSchemesAndRelativePaths) {
 
 TEST(UnixEndpointTest, RejectsPathsTooLongForSunPath) {
   std::string path = "/" + std::string(120, 'a');
-  EXPECT_EQ(ParseUnixEndpoint("unix://" + path).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseUnixEndpoint("unix://" + path).status().code(),
+            absl::StatusCode::kInvalidArgument);
   std::string ok = "/" + std::string(100, 'a');
   EXPECT_TRUE(ParseUnixEndpoint("unix://" + ok).ok());
 }
 
-TEST(UnixEndpointTest, GrpcTargetForm) { EXPECT_EQ(GrpcUnixTarget("/a/b.sock"), "unix:/a/b.sock"); }
+TEST(UnixEndpointTest, GrpcTargetForm) {
+  EXPECT_EQ(GrpcUnixTarget("/a/b.sock"), "unix:/a/b.sock");
+}
 
 }  // namespace
 }  // namespace lbcsi

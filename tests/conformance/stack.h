@@ -333,8 +333,7 @@ class Stack {
                 WithExtra(Component::kController,
                           {"--endpoint", "unix://" + controller_socket(), "--default-scheme",
                            "grpc", "--jwt-file", dir_ + "/jwt", "--cluster", mgmt_ + "|scheme:grpc",
-                           "--metrics-address", "", "--alpha-capabilities", "--log-level",
-                           "warn"}),
+                           "--metrics-address", "", "--alpha-capabilities", "--log-level", "warn"}),
                 LogPath(Component::kController));
     if (!WaitProbe(*ctrl_identity_, ctrl_)) {
       return "controller did not become ready:\n" + Log(Component::kController);

@@ -35,7 +35,8 @@ TEST(ConformanceMapTest, EveryIdHasATest) {
 
   std::set<std::string> covered;
   for (const auto& entry : std::filesystem::recursive_directory_iterator(dir)) {
-    if (entry.path().extension() != ".cc" || entry.path().filename() == "controller_conformance_map_test.cc") {
+    if (entry.path().extension() != ".cc" ||
+        entry.path().filename() == "controller_conformance_map_test.cc") {
       continue;
     }
     std::ifstream in(entry.path());
@@ -47,7 +48,8 @@ TEST(ConformanceMapTest, EveryIdHasATest) {
     }
   }
   for (const std::string& id : ids) EXPECT_TRUE(covered.count(id)) << "no test covers " << id;
-  for (const std::string& id : covered) EXPECT_TRUE(ids.count(id)) << "unknown id in covers: " << id;
+  for (const std::string& id : covered)
+    EXPECT_TRUE(ids.count(id)) << "unknown id in covers: " << id;
 }
 
 }  // namespace

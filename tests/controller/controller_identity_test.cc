@@ -40,9 +40,12 @@ TEST(IdentityTest, CapabilitiesAreStableAndOneExpansionPerEntry) {
   auto a = get(), b = get();
   EXPECT_EQ(a.SerializeAsString(), b.SerializeAsString());
   ASSERT_EQ(a.capabilities_size(), 3);
-  EXPECT_EQ(a.capabilities(0).service().type(), csi::v1::PluginCapability::Service::CONTROLLER_SERVICE);
-  EXPECT_EQ(a.capabilities(1).volume_expansion().type(), csi::v1::PluginCapability::VolumeExpansion::ONLINE);
-  EXPECT_EQ(a.capabilities(2).volume_expansion().type(), csi::v1::PluginCapability::VolumeExpansion::OFFLINE);
+  EXPECT_EQ(a.capabilities(0).service().type(),
+            csi::v1::PluginCapability::Service::CONTROLLER_SERVICE);
+  EXPECT_EQ(a.capabilities(1).volume_expansion().type(),
+            csi::v1::PluginCapability::VolumeExpansion::ONLINE);
+  EXPECT_EQ(a.capabilities(2).volume_expansion().type(),
+            csi::v1::PluginCapability::VolumeExpansion::OFFLINE);
   // Expansion is backed by the controller's EXPAND_VOLUME (see ControllerGetCapabilities test).
 }
 
@@ -52,7 +55,8 @@ TEST(IdentityTest, ProbeFollowsTheTokenFile) {
   std::string dir = mkdtemp(tmpl);
   std::string path = dir + "/jwt";
   metrics::Registry reg;
-  IdentityService id("d", "v", [&] { return CheckTokenFile(path); }, reg);
+  IdentityService id(
+      "d", "v", [&] { return CheckTokenFile(path); }, reg);
   auto probe = [&](csi::v1::ProbeResponse* resp) {
     csi::v1::ProbeRequest req;
     grpc::ServerContext ctx;

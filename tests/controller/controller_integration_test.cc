@@ -129,7 +129,8 @@ class ControllerIntegrationTest : public ::testing::Test {
     if (ctrl_) {
       int status = ctrl_->Stop();
       EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "controller exit " << status;
-      if (HasFailure()) std::cerr << "--- controller log ---\n" << ReadAll(dir_ + "/controller.log");
+      if (HasFailure())
+        std::cerr << "--- controller log ---\n" << ReadAll(dir_ + "/controller.log");
     }
     if (sim_) sim_->Stop();
     std::filesystem::remove_all(dir_);
@@ -343,8 +344,9 @@ TEST_F(ControllerIntegrationTest, VolumeLifecycleWithFailover) {
 
 TEST_F(ControllerIntegrationTest, InjectedFaultsAndDeadlines) {
   // An error injected in LightOS comes back with its code.
-  ASSERT_TRUE(Control("PUT", "/v1/faults",
-                      R"({"rpcs":{"CreateVolume":{"error":"RESOURCE_EXHAUSTED","message":"full"}}})"));
+  ASSERT_TRUE(
+      Control("PUT", "/v1/faults",
+              R"({"rpcs":{"CreateVolume":{"error":"RESOURCE_EXHAUSTED","message":"full"}}})"));
   csi::v1::CreateVolumeResponse resp;
   grpc::Status s = Create(CreateReq("pvc-fault", kGiB), &resp);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();

@@ -70,7 +70,8 @@ TEST_F(ControllerTest, DeleteSnapshot) {
     return op == "DeleteSnapshot" ? absl::FailedPreconditionError("snapshot in use")
                                   : absl::OkStatus();
   };
-  EXPECT_EQ(call(snap.snapshot().snapshot_id()).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(call(snap.snapshot().snapshot_id()).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
   cluster_->fault = nullptr;
   // No group snapshots exist in this driver: every snapshot deletes standalone.
   for (int i = 0; i < 5; ++i) EXPECT_TRUE(call(snap.snapshot().snapshot_id()).ok());
@@ -128,7 +129,8 @@ TEST_F(ControllerTest, GetSnapshot) {
   EXPECT_TRUE(resp.snapshot().ready_to_use());
   // Not cut yet: still retrievable, not ready.
   std::string uuid = cluster_->Snapshots()[0].uuid;
-  cluster_->MutateSnapshot(uuid, [](lightos::Snapshot& s) { s.state = lightos::SnapshotState::kCreating; });
+  cluster_->MutateSnapshot(
+      uuid, [](lightos::Snapshot& s) { s.state = lightos::SnapshotState::kCreating; });
   ASSERT_TRUE(call(snap.snapshot().snapshot_id(), &resp).ok());
   EXPECT_FALSE(resp.snapshot().ready_to_use());
   ASSERT_TRUE(cluster_->DeleteSnapshot("", uuid).ok());
@@ -238,7 +240,8 @@ TEST_F(ControllerTest, ListSnapshots) {
 
   // Not cut yet: not listed.
   std::string uuid = cluster_->Snapshots()[0].uuid;
-  cluster_->MutateSnapshot(uuid, [](lightos::Snapshot& s) { s.state = lightos::SnapshotState::kCreating; });
+  cluster_->MutateSnapshot(
+      uuid, [](lightos::Snapshot& s) { s.state = lightos::SnapshotState::kCreating; });
   csi::v1::ListSnapshotsRequest all;
   ASSERT_TRUE(list(all, &resp).ok());
   EXPECT_EQ(resp.entries_size(), 4);
@@ -283,9 +286,10 @@ TEST_F(ControllerTest, CapabilitiesDependOnClusterConfig) {
     return out;
   };
   std::set<int> base = caps();
-  for (auto t : {Rpc::CREATE_DELETE_VOLUME, Rpc::PUBLISH_UNPUBLISH_VOLUME, Rpc::CREATE_DELETE_SNAPSHOT,
-                 Rpc::LIST_SNAPSHOTS, Rpc::CLONE_VOLUME, Rpc::EXPAND_VOLUME, Rpc::PUBLISH_READONLY,
-                 Rpc::SINGLE_NODE_MULTI_WRITER, Rpc::MODIFY_VOLUME}) {
+  for (auto t :
+       {Rpc::CREATE_DELETE_VOLUME, Rpc::PUBLISH_UNPUBLISH_VOLUME, Rpc::CREATE_DELETE_SNAPSHOT,
+        Rpc::LIST_SNAPSHOTS, Rpc::CLONE_VOLUME, Rpc::EXPAND_VOLUME, Rpc::PUBLISH_READONLY,
+        Rpc::SINGLE_NODE_MULTI_WRITER, Rpc::MODIFY_VOLUME}) {
     EXPECT_TRUE(base.count(t)) << Rpc::Type_Name(t);
   }
   for (auto t : {Rpc::LIST_VOLUMES, Rpc::GET_CAPACITY, Rpc::LIST_VOLUMES_PUBLISHED_NODES,

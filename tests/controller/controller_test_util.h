@@ -4,8 +4,8 @@
 #include <memory>
 #include <string>
 
-#include <gtest/gtest.h>
 #include <grpcpp/server_context.h>
+#include <gtest/gtest.h>
 
 #include "controller/controller_service.h"
 #include "controller/identity_service.h"
@@ -16,7 +16,8 @@ namespace lbcsi::testing {
 inline constexpr char kEndpoints[] = "10.0.0.1:443,10.0.0.2:443";
 
 inline csi::v1::VolumeCapability MountCap(
-    csi::v1::VolumeCapability::AccessMode::Mode mode = csi::v1::VolumeCapability::AccessMode::SINGLE_NODE_WRITER,
+    csi::v1::VolumeCapability::AccessMode::Mode mode =
+        csi::v1::VolumeCapability::AccessMode::SINGLE_NODE_WRITER,
     const std::string& fs = "") {
   csi::v1::VolumeCapability c;
   c.mutable_mount()->set_fs_type(fs);
@@ -25,7 +26,8 @@ inline csi::v1::VolumeCapability MountCap(
 }
 
 inline csi::v1::VolumeCapability BlockCap(
-    csi::v1::VolumeCapability::AccessMode::Mode mode = csi::v1::VolumeCapability::AccessMode::SINGLE_NODE_WRITER) {
+    csi::v1::VolumeCapability::AccessMode::Mode mode =
+        csi::v1::VolumeCapability::AccessMode::SINGLE_NODE_WRITER) {
   csi::v1::VolumeCapability c;
   c.mutable_block();
   c.mutable_access_mode()->set_mode(mode);

@@ -26,7 +26,8 @@ TEST(ValidationTest, ChooseSize) {
 }
 
 TEST(ValidationTest, MountFlagsAllowList) {
-  for (const char* f : {"noatime", "nodiratime", "discard", "nouuid", "ro", "nosuid", "nodev", "noexec"}) {
+  for (const char* f :
+       {"noatime", "nodiratime", "discard", "nouuid", "ro", "nosuid", "nodev", "noexec"}) {
     EXPECT_TRUE(IsAllowedMountFlag(f)) << f;
   }
   for (const char* f : {"exec", "suid", "dev", "context=x", "bind", "remount", ""}) {
@@ -118,7 +119,9 @@ TEST(TimingClientTest, RecordsLatencyAndCodes) {
   EXPECT_EQ((*client)->GetVolume("00000000-0000-4000-8000-000000000001", {}).status().code(),
             absl::StatusCode::kNotFound);
   EXPECT_TRUE((*client)->GetClusterInfo({}).ok());
-  EXPECT_EQ(reg.CounterValue("lbcsi_lightos_calls_total", {{"op", "GetVolume"}, {"code", "NOT_FOUND"}}), 1);
+  EXPECT_EQ(
+      reg.CounterValue("lbcsi_lightos_calls_total", {{"op", "GetVolume"}, {"code", "NOT_FOUND"}}),
+      1);
   EXPECT_EQ(reg.HistogramCount("lbcsi_lightos_call_seconds", {{"op", "GetClusterInfo"}}), 1u);
 }
 

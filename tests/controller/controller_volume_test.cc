@@ -66,7 +66,8 @@ TEST_F(ControllerTest, HostEncryptionWithCompressionIsRefused) {
   // Encryption alone is fine and yields the |hostcrypto:luks2 id.
   (*req.mutable_parameters())["compression"] = "disabled";
   ASSERT_TRUE(Create(req, &resp).ok());
-  EXPECT_TRUE(resp.volume().volume_id().ends_with("|hostcrypto:luks2")) << resp.volume().volume_id();
+  EXPECT_TRUE(resp.volume().volume_id().ends_with("|hostcrypto:luks2"))
+      << resp.volume().volume_id();
 }
 
 TEST_F(ControllerTest, NamesInvalidForLightosAreMappedDeterministically) {
@@ -264,7 +265,8 @@ TEST_F(ControllerTest, ResizeAfterCrashIsResumedByTheRetry) {
     return op == "ResizeVolume" ? absl::UnavailableError("server went away") : absl::OkStatus();
   };
   auto req = CreateReq("grow", 3 * kGiB);
-  req.mutable_volume_content_source()->mutable_snapshot()->set_snapshot_id(snap.snapshot().snapshot_id());
+  req.mutable_volume_content_source()->mutable_snapshot()->set_snapshot_id(
+      snap.snapshot().snapshot_id());
   csi::v1::CreateVolumeResponse resp;
   EXPECT_EQ(Create(req, &resp).error_code(), grpc::StatusCode::UNAVAILABLE);
   cluster_->fault = nullptr;
@@ -321,7 +323,8 @@ TEST_F(ControllerTest, CloneTemporarySnapshotIsRemovedWhenCreateFails) {
 TEST_F(ControllerTest, VolumeStillCreatingIsUnavailable) {
   cluster_->create_state = lightos::VolumeState::kCreating;
   csi::v1::CreateVolumeResponse resp;
-  ASSERT_TRUE(Create(CreateReq("slow"), &resp).ok());  // the client waited; now it is found Creating
+  ASSERT_TRUE(
+      Create(CreateReq("slow"), &resp).ok());  // the client waited; now it is found Creating
   EXPECT_EQ(Create(CreateReq("slow"), &resp).error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 
@@ -472,7 +475,8 @@ TEST_F(ControllerTest, DeleteRefusesPublishedAndRetriesInFlightStates) {
     cluster_->MutateVolume(uuid, [&](lightos::Volume& v) { v.state = st; });
     EXPECT_EQ(Delete(id).error_code(), grpc::StatusCode::UNAVAILABLE);
   }
-  cluster_->MutateVolume(uuid, [](lightos::Volume& v) { v.state = lightos::VolumeState::kAvailable; });
+  cluster_->MutateVolume(uuid,
+                         [](lightos::Volume& v) { v.state = lightos::VolumeState::kAvailable; });
   EXPECT_TRUE(Delete(id).ok());
 }
 
@@ -483,7 +487,8 @@ TEST_F(ControllerTest, SnapshotsSurviveTheirVolume) {
   ASSERT_TRUE(Snap(id, "keep", &snap).ok());
   ASSERT_TRUE(Delete(id).ok());
   auto req = CreateReq("from-orphan");
-  req.mutable_volume_content_source()->mutable_snapshot()->set_snapshot_id(snap.snapshot().snapshot_id());
+  req.mutable_volume_content_source()->mutable_snapshot()->set_snapshot_id(
+      snap.snapshot().snapshot_id());
   csi::v1::CreateVolumeResponse resp;
   EXPECT_TRUE(Create(req, &resp).ok());
 }
@@ -506,7 +511,8 @@ TEST_F(ControllerTest, PublishAddsHostNqnAndReturnsDataPathFacts) {
   EXPECT_EQ(cluster_->Calls("UpdateVolumeAccess"), 1);
 
   // Written volumes lose the never-written proof; read-only modes set the flag.
-  cluster_->MutateVolume(cluster_->Volumes()[0].uuid, [](lightos::Volume& v) { v.written_bytes = 512; });
+  cluster_->MutateVolume(cluster_->Volumes()[0].uuid,
+                         [](lightos::Volume& v) { v.written_bytes = 512; });
   csi::v1::ControllerPublishVolumeResponse resp;
   auto ro = PublishReq(id, "worker-2.node", MountCap(Mode::MULTI_NODE_READER_ONLY));
   ro.set_readonly(true);
@@ -579,7 +585,8 @@ TEST_F(ControllerTest, SingleNodeModesRefuseASecondNode) {
   // A publish that races another node's publish is refused as well.
   std::string id2 = MustCreate("rwo-race");
   std::string uuid2;
-  for (const auto& v : cluster_->Volumes()) if (v.name == "rwo-race") uuid2 = v.uuid;
+  for (const auto& v : cluster_->Volumes())
+    if (v.name == "rwo-race") uuid2 = v.uuid;
   bool once = false;
   cluster_->before_acl_commit = [&] {
     if (once) return;
@@ -627,7 +634,8 @@ TEST_F(ControllerTest, PublishErrors) {
   grpc::Status s = Publish(PublishReq(id, "bad node/id"));
   EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_THAT(s.error_message(), HasSubstr("node_id"));
-  EXPECT_EQ(Publish(PublishReq(id, std::string(300, 'a'))).error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(Publish(PublishReq(id, std::string(300, 'a'))).error_code(),
+            grpc::StatusCode::NOT_FOUND);
   // Well-formed but not of this driver's shape (csi-sanity's "fake-node-id-..."): not found.
   EXPECT_EQ(Publish(PublishReq(id, "fake-node-id-0123456789")).error_code(),
             grpc::StatusCode::NOT_FOUND);
@@ -692,7 +700,8 @@ TEST_F(ControllerTest, ValidateVolumeCapabilities) {
   EXPECT_THAT(resp.message(), HasSubstr("MULTI_NODE_MULTI_WRITER"));
 
   csi::v1::ValidateVolumeCapabilitiesRequest missing;
-  missing.set_volume_id("mgmt:10.0.0.1:443,10.0.0.2:443|nguid:11111111-2222-4333-8444-555555555555");
+  missing.set_volume_id(
+      "mgmt:10.0.0.1:443,10.0.0.2:443|nguid:11111111-2222-4333-8444-555555555555");
   *missing.add_volume_capabilities() = MountCap();
   EXPECT_EQ(call(missing, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
   missing.set_volume_id("junk");
@@ -709,7 +718,8 @@ TEST_F(ControllerTest, ValidateVolumeCapabilities) {
 TEST_F(ControllerTest, Expand) {
   std::string id = MustCreate("exp", kGiB);
   ASSERT_TRUE(Publish(PublishReq(id, "n1.node")).ok());  // ONLINE: published volumes grow too
-  auto call = [&](const std::string& vid, int64_t req, int64_t lim, const csi::v1::VolumeCapability* cap,
+  auto call = [&](const std::string& vid, int64_t req, int64_t lim,
+                  const csi::v1::VolumeCapability* cap,
                   csi::v1::ControllerExpandVolumeResponse* resp) {
     csi::v1::ControllerExpandVolumeRequest r;
     r.set_volume_id(vid);
@@ -737,7 +747,8 @@ TEST_F(ControllerTest, Expand) {
   EXPECT_EQ(resp.capacity_bytes(), 4 * kGiB);
   EXPECT_EQ(call(id, 0, 0, nullptr, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(call("", kGiB, 0, nullptr, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(call(id, 5 * kGiB - 100, 5 * kGiB - 1, nullptr, &resp).error_code(), grpc::StatusCode::OUT_OF_RANGE);
+  EXPECT_EQ(call(id, 5 * kGiB - 100, 5 * kGiB - 1, nullptr, &resp).error_code(),
+            grpc::StatusCode::OUT_OF_RANGE);
   EXPECT_EQ(call(id, kGiB, 2 * kGiB, nullptr, &resp).error_code(), grpc::StatusCode::OUT_OF_RANGE);
   EXPECT_EQ(call("junk", kGiB, 0, nullptr, &resp).error_code(), grpc::StatusCode::NOT_FOUND);
   ASSERT_TRUE(Unpublish(id, "n1.node").ok());
@@ -790,8 +801,9 @@ TEST_F(ControllerTest, GetVolumeReportsConditionAndNodes) {
   EXPECT_TRUE(resp.status().has_volume_condition());
   EXPECT_FALSE(resp.status().volume_condition().abnormal());
   EXPECT_THAT(resp.status().published_node_ids(), ::testing::ElementsAre("n1.node"));
-  cluster_->MutateVolume(cluster_->Volumes()[0].uuid,
-                         [](lightos::Volume& v) { v.protection = lightos::ProtectionState::kReadOnly; });
+  cluster_->MutateVolume(cluster_->Volumes()[0].uuid, [](lightos::Volume& v) {
+    v.protection = lightos::ProtectionState::kReadOnly;
+  });
   ASSERT_TRUE(call(id, &resp).ok());
   EXPECT_TRUE(resp.status().volume_condition().abnormal());
   EXPECT_THAT(resp.status().volume_condition().message(), HasSubstr("ReadOnly"));
@@ -817,10 +829,13 @@ TEST_F(ControllerTest, MetricsCountRpcsAndCodes) {
   csi::v1::CreateVolumeResponse resp;
   Create(CreateReq(""), &resp);
   EXPECT_EQ(registry_.CounterValue("lbcsi_csi_requests_total",
-                                   {{"method", "CreateVolume"}, {"code", "OK"}}), 1);
+                                   {{"method", "CreateVolume"}, {"code", "OK"}}),
+            1);
   EXPECT_EQ(registry_.CounterValue("lbcsi_csi_requests_total",
-                                   {{"method", "CreateVolume"}, {"code", "INVALID_ARGUMENT"}}), 1);
-  EXPECT_EQ(registry_.HistogramCount("lbcsi_csi_request_seconds", {{"method", "CreateVolume"}}), 2u);
+                                   {{"method", "CreateVolume"}, {"code", "INVALID_ARGUMENT"}}),
+            1);
+  EXPECT_EQ(registry_.HistogramCount("lbcsi_csi_request_seconds", {{"method", "CreateVolume"}}),
+            2u);
 }
 
 }  // namespace

@@ -14,7 +14,9 @@ using lightos::Volume;
 
 namespace {
 constexpr uint64_t k4K = 4096;
-uint64_t Round4K(uint64_t n) { return (n + k4K - 1) / k4K * k4K; }
+uint64_t Round4K(uint64_t n) {
+  return (n + k4K - 1) / k4K * k4K;
+}
 absl::Status NoVolume(const std::string& uuid) {
   return absl::NotFoundError(Cat("volume ", uuid, " not found"));
 }
@@ -33,8 +35,12 @@ FakeCluster::FakeCluster() {
   info.free_logical_bytes = uint64_t{100} << 30;
 }
 
-std::string FakeCluster::NewUuid() { return fmt::format("00000000-0000-4000-8000-{:012x}", next_++); }
-std::string FakeCluster::NewEtag() { return Cat("etag-", next_++); }
+std::string FakeCluster::NewUuid() {
+  return fmt::format("00000000-0000-4000-8000-{:012x}", next_++);
+}
+std::string FakeCluster::NewEtag() {
+  return Cat("etag-", next_++);
+}
 
 absl::Status FakeCluster::Enter(const std::string& op) {
   {
@@ -102,7 +108,8 @@ absl::StatusOr<Volume> FakeCluster::CreateVolume(const std::string& project,
   std::lock_guard<std::mutex> lock(mu_);
   Project& p = P(project);
   for (const auto& [u, v] : p.volumes) {
-    if (v.name == spec.name) return absl::AlreadyExistsError(Cat("volume name ", spec.name, " taken"));
+    if (v.name == spec.name)
+      return absl::AlreadyExistsError(Cat("volume name ", spec.name, " taken"));
   }
   if (spec.replica_count < 1 || spec.replica_count > info.current_max_replicas) {
     return absl::InvalidArgumentError("bad replica count");
@@ -200,8 +207,8 @@ absl::StatusOr<Volume> FakeCluster::UpdateVolumeAccess(const std::string& projec
   return absl::AbortedError("ETag kept changing");
 }
 
-absl::StatusOr<Volume> FakeCluster::ResizeVolume(const std::string& project, const std::string& uuid,
-                                                 uint64_t size) {
+absl::StatusOr<Volume> FakeCluster::ResizeVolume(const std::string& project,
+                                                 const std::string& uuid, uint64_t size) {
   RETURN_IF_ERROR(Enter("ResizeVolume"));
   std::lock_guard<std::mutex> lock(mu_);
   auto& vols = P(project).volumes;
@@ -214,7 +221,8 @@ absl::StatusOr<Volume> FakeCluster::ResizeVolume(const std::string& project, con
   return it->second;
 }
 
-absl::StatusOr<Volume> FakeCluster::SetQosPolicy(const std::string& project, const std::string& uuid,
+absl::StatusOr<Volume> FakeCluster::SetQosPolicy(const std::string& project,
+                                                 const std::string& uuid,
                                                  const std::string& policy) {
   RETURN_IF_ERROR(Enter("SetQosPolicy"));
   std::lock_guard<std::mutex> lock(mu_);
@@ -253,7 +261,8 @@ absl::StatusOr<Snapshot> FakeCluster::CreateSnapshot(const std::string& project,
   return s;
 }
 
-absl::StatusOr<Snapshot> FakeCluster::GetSnapshot(const std::string& project, const std::string& uuid) {
+absl::StatusOr<Snapshot> FakeCluster::GetSnapshot(const std::string& project,
+                                                  const std::string& uuid) {
   RETURN_IF_ERROR(Enter("GetSnapshot"));
   std::lock_guard<std::mutex> lock(mu_);
   auto& snaps = P(project).snapshots;
@@ -333,7 +342,8 @@ class FakeClient final : public lightos::Client {
     RETURN_IF_ERROR(auth_);
     return c_->ResizeVolume(project_, u, s);
   }
-  absl::StatusOr<Volume> SetQosPolicy(const std::string& u, const std::string& p, const O&) override {
+  absl::StatusOr<Volume> SetQosPolicy(const std::string& u, const std::string& p,
+                                      const O&) override {
     RETURN_IF_ERROR(auth_);
     return c_->SetQosPolicy(project_, u, p);
   }
@@ -368,7 +378,8 @@ class FakeClient final : public lightos::Client {
 
 }  // namespace
 
-void FakeFactory::AddCluster(const std::string& endpoints_csv, std::shared_ptr<FakeCluster> cluster) {
+void FakeFactory::AddCluster(const std::string& endpoints_csv,
+                             std::shared_ptr<FakeCluster> cluster) {
   std::lock_guard<std::mutex> lock(mu_);
   clusters_[endpoints_csv] = std::move(cluster);
 }
@@ -383,11 +394,12 @@ absl::StatusOr<std::shared_ptr<lightos::Client>> FakeFactory::GetClient(
   }
   std::string presented =
       token.inline_token.empty() ? Cat("file:", token.token_file) : token.inline_token;
-  absl::Status auth = std::find(accepted_tokens.begin(), accepted_tokens.end(), presented) !=
-                              accepted_tokens.end()
-                          ? absl::OkStatus()
-                          : absl::UnauthenticatedError("LightOS rejected the token");
-  return std::shared_ptr<lightos::Client>(std::make_shared<FakeClient>(it->second, target.project, auth));
+  absl::Status auth =
+      std::find(accepted_tokens.begin(), accepted_tokens.end(), presented) != accepted_tokens.end()
+          ? absl::OkStatus()
+          : absl::UnauthenticatedError("LightOS rejected the token");
+  return std::shared_ptr<lightos::Client>(
+      std::make_shared<FakeClient>(it->second, target.project, auth));
 }
 
 }  // namespace lbcsi::testing

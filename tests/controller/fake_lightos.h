@@ -40,7 +40,8 @@ class FakeCluster {
   absl::StatusOr<lightos::Volume> CreateVolume(const std::string& project,
                                                const lightos::CreateVolumeSpec& spec);
   absl::StatusOr<lightos::Volume> GetVolume(const std::string& project, const std::string& uuid);
-  absl::StatusOr<lightos::Volume> GetVolumeByName(const std::string& project, const std::string& name);
+  absl::StatusOr<lightos::Volume> GetVolumeByName(const std::string& project,
+                                                  const std::string& name);
   absl::Status DeleteVolume(const std::string& project, const std::string& uuid);
   absl::StatusOr<std::vector<lightos::Volume>> ListVolumes(const std::string& project);
   absl::StatusOr<lightos::Volume> UpdateVolumeAccess(const std::string& project,
@@ -50,9 +51,11 @@ class FakeCluster {
                                                uint64_t size);
   absl::StatusOr<lightos::Volume> SetQosPolicy(const std::string& project, const std::string& uuid,
                                                const std::string& policy);
-  absl::StatusOr<lightos::Snapshot> CreateSnapshot(const std::string& project, const std::string& name,
+  absl::StatusOr<lightos::Snapshot> CreateSnapshot(const std::string& project,
+                                                   const std::string& name,
                                                    const std::string& source);
-  absl::StatusOr<lightos::Snapshot> GetSnapshot(const std::string& project, const std::string& uuid);
+  absl::StatusOr<lightos::Snapshot> GetSnapshot(const std::string& project,
+                                                const std::string& uuid);
   absl::StatusOr<lightos::Snapshot> GetSnapshotByName(const std::string& project,
                                                       const std::string& name);
   absl::Status DeleteSnapshot(const std::string& project, const std::string& uuid);
@@ -81,8 +84,8 @@ class FakeCluster {
 class FakeFactory final : public lightos::ClientFactory {
  public:
   void AddCluster(const std::string& endpoints_csv, std::shared_ptr<FakeCluster> cluster);
-  absl::StatusOr<std::shared_ptr<lightos::Client>> GetClient(const lightos::ClusterTarget& target,
-                                                             const lightos::TokenSource& token) override;
+  absl::StatusOr<std::shared_ptr<lightos::Client>> GetClient(
+      const lightos::ClusterTarget& target, const lightos::TokenSource& token) override;
   std::vector<std::string> accepted_tokens = {"good-token", "file:/etc/lb-csi/jwt"};
   lightos::TokenSource last_token;
 

@@ -21,15 +21,15 @@
 #include <thread>
 #include <vector>
 
-#include <gtest/gtest.h>
 #include <grpcpp/create_channel.h>
+#include <gtest/gtest.h>
 #include <openssl/evp.h>
 
 #include "common/strings.h"
 #include "helper/paths/mountinfo.h"
 #include "kubeletpaths/kubelet_paths.h"
-#include "tests/common/loop_devices.h"
 #include "lbcsi/helper/v1/helper.grpc.pb.h"
+#include "tests/common/loop_devices.h"
 
 namespace lbcsi::helper::testing {
 
@@ -106,17 +106,28 @@ class HelperProcess : public ::testing::Test {
     socket_ = dir_ + "/helper.sock";
     std::string bin = Cat(std::getenv("LBCSI_BUILD_DIR"), "/helper/lbcsi-helper");
     std::vector<std::string> args = {bin,
-                                     "--socket", socket_,
-                                     "--allowed-uid", "4242", "--allowed-gid", "4242",
+                                     "--socket",
+                                     socket_,
+                                     "--allowed-uid",
+                                     "4242",
+                                     "--allowed-gid",
+                                     "4242",
                                      "--allow-root-client",
-                                     "--root", root_,
-                                     "--state-dir", dir_ + "/state",
-                                     "--host-nqn-file", dir_ + "/etc/hostnqn",
-                                     "--transport", "loop",
-                                     "--sim-data-dir", dir_ + "/sim",
+                                     "--root",
+                                     root_,
+                                     "--state-dir",
+                                     dir_ + "/state",
+                                     "--host-nqn-file",
+                                     dir_ + "/etc/hostnqn",
+                                     "--transport",
+                                     "loop",
+                                     "--sim-data-dir",
+                                     dir_ + "/sim",
                                      "--allow-foreign-netns",
-                                     "--seccomp", SeccompMode(),
-                                     "--log-level", LogLevel()};
+                                     "--seccomp",
+                                     SeccompMode(),
+                                     "--log-level",
+                                     LogLevel()};
     for (auto& e : ExtraArgs()) args.push_back(e);
     for (auto& e : extra) args.push_back(e);
     pid_ = fork();

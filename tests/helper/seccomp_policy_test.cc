@@ -6,12 +6,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/dm-ioctl.h>
 #include <linux/fs.h>
 #include <linux/netlink.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
-#include <linux/dm-ioctl.h>
 #include <sys/ioctl.h>
 #include <sys/ptrace.h>
 #include <sys/resource.h>
@@ -192,8 +192,7 @@ std::vector<Forbidden> ForbiddenCases() {
       {"setpriority", [] { return Errno(setpriority(PRIO_PROCESS, 0, -18)); }, EACCES},
       {"getpriority_other_process",
        [] { return Errno(static_cast<int>(syscall(SYS_getpriority, PRIO_PROCESS, 1))); }, 0},
-      {"dm_ioctl_remove_all",
-       [] { return Errno(ioctl(-1, DM_REMOVE_ALL, nullptr)); }, ENOTTY},
+      {"dm_ioctl_remove_all", [] { return Errno(ioctl(-1, DM_REMOVE_ALL, nullptr)); }, ENOTTY},
 
       {"unshare", [] { return Errno(unshare(0)); }, 0},
       {"setns", [] { return Errno(setns(-1, 0)); }, 0},
@@ -228,10 +227,10 @@ TEST(SeccompEnforce, ForbiddenClassesGetTheirExactOutcome) {
 // Host encryption: the device-mapper requests libcryptsetup needs reach the
 // kernel (EBADF on a bad fd, not the filter's ENOTTY); AF_ALG fails softly.
 TEST(SeccompEnforce, DeviceMapperRequestsReachTheKernelAfAlgFailsSoftly) {
-  for (unsigned long request : {DM_VERSION, DM_DEV_CREATE, DM_TABLE_LOAD, DM_DEV_SUSPEND,
-                                DM_TABLE_STATUS, DM_DEV_REMOVE}) {
-    EXPECT_TRUE(FailedWith(RunFiltered([request] { return Errno(ioctl(-1, request, nullptr)); }),
-                           EBADF))
+  for (unsigned long request :
+       {DM_VERSION, DM_DEV_CREATE, DM_TABLE_LOAD, DM_DEV_SUSPEND, DM_TABLE_STATUS, DM_DEV_REMOVE}) {
+    EXPECT_TRUE(
+        FailedWith(RunFiltered([request] { return Errno(ioctl(-1, request, nullptr)); }), EBADF))
         << std::hex << request;
   }
   EXPECT_TRUE(FailedWith(

@@ -15,9 +15,10 @@ google::protobuf::RepeatedField<int> Opts(std::initializer_list<v1::MountOption>
 
 TEST(ValidateUuid, AcceptsOnlyLowerCaseCanonical) {
   EXPECT_TRUE(ValidateUuid("f", "0a1b2c3d-0000-4000-8000-00000000abcd").ok());
-  for (const char* bad : {"", "0A1B2C3D-0000-4000-8000-00000000ABCD", "../../etc/passwd",
-                          "0a1b2c3d000040008000000000000abcd", "0a1b2c3d-0000-4000-8000-00000000abcde",
-                          "0a1b2c3d-0000-4000-8000-00000000abc/", "0a1b2c3d_0000-4000-8000-00000000abcd"}) {
+  for (const char* bad :
+       {"", "0A1B2C3D-0000-4000-8000-00000000ABCD", "../../etc/passwd",
+        "0a1b2c3d000040008000000000000abcd", "0a1b2c3d-0000-4000-8000-00000000abcde",
+        "0a1b2c3d-0000-4000-8000-00000000abc/", "0a1b2c3d_0000-4000-8000-00000000abcd"}) {
     absl::Status st = ValidateUuid("volume_uuid", bad);
     EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_NE(st.message().find("volume_uuid"), absl::string_view::npos);
@@ -56,9 +57,9 @@ TEST(ValidateAddress, IpLiteralsAndPorts) {
 TEST(ValidateSelinuxLabel, Shapes) {
   EXPECT_TRUE(ValidateSelinuxLabel("c", "system_u:object_r:container_file_t:s0:c1,c2").ok());
   EXPECT_TRUE(ValidateSelinuxLabel("c", "system_u:object_r:container_file_t:s0").ok());
-  for (const char* bad : {"system_u:object_r:container_file_t", "\"system_u:object_r:t:s0\"",
-                          "a:b:c:s0,rw", "a:b:c:s0 ,x", "a:b:c:s0:c1,,c2", "a::c:s0",
-                          "a:b:c:s0:c1,c2,"}) {
+  for (const char* bad :
+       {"system_u:object_r:container_file_t", "\"system_u:object_r:t:s0\"", "a:b:c:s0,rw",
+        "a:b:c:s0 ,x", "a:b:c:s0:c1,,c2", "a::c:s0", "a:b:c:s0:c1,c2,"}) {
     EXPECT_FALSE(ValidateSelinuxLabel("c", bad).ok()) << bad;
   }
 }
@@ -95,7 +96,8 @@ TEST(BuildMountOptions, RefusesUnknownAndMisplacedOptions) {
   EXPECT_FALSE(
       BuildMountOptions(v1::FS_TYPE_EXT4, false, Opts({v1::MOUNT_OPTION_NOUUID}), "", true).ok());
   EXPECT_FALSE(
-      BuildMountOptions(v1::FS_TYPE_EXT4, false, Opts({v1::MOUNT_OPTION_UNSPECIFIED}), "", true).ok());
+      BuildMountOptions(v1::FS_TYPE_EXT4, false, Opts({v1::MOUNT_OPTION_UNSPECIFIED}), "", true)
+          .ok());
 }
 
 }  // namespace

@@ -5,7 +5,9 @@
 namespace lbcsi {
 namespace {
 
-ParamMap Minimal() { return {{"mgmt-endpoint", "10.0.0.2:443,10.0.0.1:443"}, {"replica-count", "3"}}; }
+ParamMap Minimal() {
+  return {{"mgmt-endpoint", "10.0.0.2:443,10.0.0.1:443"}, {"replica-count", "3"}};
+}
 
 void ExpectFieldError(const ParamMap& params, const std::string& key) {
   auto r = ParseStorageClassParams(params);

@@ -52,7 +52,8 @@ constexpr char kShippedPass[] = "Shipped-plugin-passphrase-0x600D";
 bool Sh(const std::string& script) {
   const std::string nvmet = Env("LBCSI_SOURCE_DIR") + "/tests/vm/nvmet.sh";
   std::ofstream(std::string("/var/tmp/crypt-vm-cmd.sh"))
-      << "set -eu\nexport PATH=/usr/sbin:/sbin:$PATH\n. \"" << nvmet << "\"\n" << script << "\n";
+      << "set -eu\nexport PATH=/usr/sbin:/sbin:$PATH\n. \"" << nvmet << "\"\n"
+      << script << "\n";
   return std::system("bash /var/tmp/crypt-vm-cmd.sh") == 0;
 }
 
@@ -76,8 +77,8 @@ class HelperCryptVmTest : public ::testing::Test {
         "--log-level", "trace", "--seccomp",
         Env("LBCSI_CRYPT_VM_SECCOMP").empty() ? "enforce" : Env("LBCSI_CRYPT_VM_SECCOMP"),
         // Cheap key slots under TCG: the test is about behaviour, not PBKDF cost.
-        "--luks-pbkdf-iterations", "4", "--luks-pbkdf-memory-kib", "32768",
-        "--luks-pbkdf-parallel", "1"};
+        "--luks-pbkdf-iterations", "4", "--luks-pbkdf-memory-kib", "32768", "--luks-pbkdf-parallel",
+        "1"};
     pid_ = fork();
     ASSERT_GE(pid_, 0);
     if (pid_ == 0) {
@@ -376,16 +377,21 @@ TEST_F(HelperCryptVmTest, LuksLifecycleExpandWrongPassphraseAndShippedVolumes) {
   ASSERT_TRUE(Sh(std::string("printf '%s' '") + kShippedPass +
                  "' | cryptsetup luksFormat --batch-mode --type luks2 --cipher aes-xts-plain64 "
                  "--key-size 256 --hash sha256 --pbkdf argon2id --pbkdf-memory 32768 "
-                 "--pbkdf-force-iterations 4 --pbkdf-parallel 1 --key-file - " + img2 + "\n" +
-                 "printf '%s' '" + kShippedPass +
+                 "--pbkdf-force-iterations 4 --pbkdf-parallel 1 --key-file - " +
+                 img2 + "\n" + "printf '%s' '" + kShippedPass +
                  "' | cryptsetup open --type luks2 --key-file - " + img2 + " lbcsi-shipped-prep\n" +
                  "mkfs.ext4 -q /dev/mapper/lbcsi-shipped-prep\n"
-                 "mkdir -p " + dir_ + "/prep; mount /dev/mapper/lbcsi-shipped-prep " + dir_ +
+                 "mkdir -p " +
+                 dir_ + "/prep; mount /dev/mapper/lbcsi-shipped-prep " + dir_ +
                  "/prep\n"
-                 "printf '" + shipped_data.substr(0, shipped_data.size() - 1) + "\\n' > " + dir_ +
+                 "printf '" +
+                 shipped_data.substr(0, shipped_data.size() - 1) + "\\n' > " + dir_ +
                  "/prep/shipped.txt\n"
-                 "umount " + dir_ + "/prep; cryptsetup close lbcsi-shipped-prep\n"
-                 "cryptsetup luksDump " + img2 + " | grep -E 'Version|cipher|Cipher key|PBKDF|Hash'"))
+                 "umount " +
+                 dir_ +
+                 "/prep; cryptsetup close lbcsi-shipped-prep\n"
+                 "cryptsetup luksDump " +
+                 img2 + " | grep -E 'Version|cipher|Cipher key|PBKDF|Hash'"))
       << "the test's own cryptsetup preparation failed";
   EXPECT_EQ(VolumeKeyBits(Capture("cryptsetup luksDump " + img2)), 256);
   Note("shipped-style volume prepared with the cryptsetup CLI");

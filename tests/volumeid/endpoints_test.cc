@@ -16,9 +16,9 @@ TEST(EndpointsTest, ParsesHostnamesIpv4AndBracketedIpv6) {
 }
 
 TEST(EndpointsTest, RejectsMalformed) {
-  for (const char* bad : {"", "host", "host:", ":80", "host:0", "host:65536", "host:-1", "host:8a",
-                          "ho st:80", "fd00::1:443", "[fd00::1:443", "[fd00::1]", "host:080000",
-                          "a|b:80", "h/x:80"}) {
+  for (const char* bad :
+       {"", "host", "host:", ":80", "host:0", "host:65536", "host:-1", "host:8a", "ho st:80",
+        "fd00::1:443", "[fd00::1:443", "[fd00::1]", "host:080000", "a|b:80", "h/x:80"}) {
     EXPECT_FALSE(ParseHostPort(bad).ok()) << bad;
   }
 }

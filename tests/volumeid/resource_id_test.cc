@@ -17,8 +17,10 @@ const char* const kShippedForms[] = {
     "mgmt:lb01.net:80|nguid:6bb32fb5-99aa-4a4c-a4e7-30b7787bbd66|proj:project-4",
     "mgmt:lb01.net:80|nguid:6bb32fb5-99aa-4a4c-a4e7-30b7787bbd66|proj:project-4|scheme:grpc",
     "mgmt:lb01.net:80|nguid:6bb32fb5-99aa-4a4c-a4e7-30b7787bbd66|scheme:grpcs",
-    "mgmt:10.0.0.1:443,10.0.0.2:443,10.0.0.3:443|nguid:6bb32fb5-99aa-4a4c-a4e7-30b7787bbd66|proj:default|scheme:grpcs",
-    "mgmt:10.0.0.1:443|nguid:6bb32fb5-99aa-4a4c-a4e7-30b7787bbd66|proj:default|scheme:grpcs|hostcrypto:luks2",
+    "mgmt:10.0.0.1:443,10.0.0.2:443,10.0.0.3:443|nguid:6bb32fb5-99aa-4a4c-a4e7-30b7787bbd66|proj:"
+    "default|scheme:grpcs",
+    "mgmt:10.0.0.1:443|nguid:6bb32fb5-99aa-4a4c-a4e7-30b7787bbd66|proj:default|scheme:grpcs|"
+    "hostcrypto:luks2",
     "mgmt:10.0.0.1:443|nguid:6bb32fb5-99aa-4a4c-a4e7-30b7787bbd66|scheme:grpcs|hostcrypto:luks2",
 };
 
@@ -35,7 +37,8 @@ TEST(ResourceIdTest, RoundTripsEveryShippedForm) {
 
 TEST(ResourceIdTest, ParsesFields) {
   auto id = ParseResourceId(
-      "mgmt:10.0.0.2:443,10.0.0.1:443|nguid:6BB32FB5-99AA-4A4C-A4E7-30B7787BBD66|proj:team-a|scheme:grpc|hostcrypto:luks2");
+      "mgmt:10.0.0.2:443,10.0.0.1:443|nguid:6BB32FB5-99AA-4A4C-A4E7-30B7787BBD66|proj:team-a|"
+      "scheme:grpc|hostcrypto:luks2");
   ASSERT_TRUE(id.ok()) << id.status();
   ASSERT_EQ(id->mgmt_endpoints.size(), 2u);
   EXPECT_EQ(id->mgmt_endpoints[0].host, "10.0.0.1");  // canonical order after parsing
@@ -61,7 +64,8 @@ TEST(ResourceIdTest, GeneratesCanonicalForm) {
   id.project = "default";
   id.scheme = MgmtScheme::kGrpcs;
   EXPECT_EQ(FormatResourceId(id).value(),
-            "mgmt:10.0.0.1:443,10.0.0.2:443|nguid:6bb32fb5-99aa-4a4c-a4e7-30b7787bbd66|proj:default|scheme:grpcs");
+            "mgmt:10.0.0.1:443,10.0.0.2:443|nguid:6bb32fb5-99aa-4a4c-a4e7-30b7787bbd66|proj:"
+            "default|scheme:grpcs");
 }
 
 TEST(ResourceIdTest, LongShippedIdsParseButAreNotGenerated) {

@@ -14,7 +14,6 @@
 #include <mutex>
 #include <string>
 
-#include <CLI/CLI.hpp>
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/dynamic_message.h>
 #include <google/protobuf/text_format.h>
@@ -22,6 +21,7 @@
 #include <grpcpp/create_channel.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/support/byte_buffer.h>
+#include <CLI/CLI.hpp>
 
 #include "common/strings.h"
 #include "common/unix_endpoint.h"
@@ -93,15 +93,19 @@ int main(int argc, char** argv) {
   }
 
   google::protobuf::DynamicMessageFactory factory;
-  std::unique_ptr<google::protobuf::Message> request(factory.GetPrototype(method->input_type())->New());
-  std::unique_ptr<google::protobuf::Message> reply(factory.GetPrototype(method->output_type())->New());
+  std::unique_ptr<google::protobuf::Message> request(
+      factory.GetPrototype(method->input_type())->New());
+  std::unique_ptr<google::protobuf::Message> reply(
+      factory.GetPrototype(method->output_type())->New());
   auto parsed = google::protobuf::util::JsonStringToMessage(request_json, request.get());
   if (!parsed.ok()) {
-    std::cerr << "request is not a valid " << method->input_type()->name() << ": " << parsed.ToString() << "\n";
+    std::cerr << "request is not a valid " << method->input_type()->name() << ": "
+              << parsed.ToString() << "\n";
     return 2;
   }
 
-  auto channel = grpc::CreateChannel(lbcsi::GrpcUnixTarget(*path), grpc::InsecureChannelCredentials());
+  auto channel =
+      grpc::CreateChannel(lbcsi::GrpcUnixTarget(*path), grpc::InsecureChannelCredentials());
   grpc::GenericStub stub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(timeout_s));

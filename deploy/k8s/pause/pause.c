@@ -20,7 +20,7 @@ static void on_child(int sig) {
   }
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   if (argc > 1 && strcmp(argv[1], "-v") == 0) {
     puts("lbcsi pause");
     return 0;
