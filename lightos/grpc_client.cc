@@ -205,6 +205,10 @@ absl::StatusOr<Volume> GrpcClient::AwaitVolumeReady(pb::Volume volume, absl::Tim
       return absl::AbortedError(Cat("LightOS ", connection_->LastGoodEndpoint(), ": ", label,
                                     " disappeared while being created"));
     }
+    // The poll itself ran into the deadline: the state seen last is the useful answer.
+    if (absl::IsDeadlineExceeded(next.status())) {
+      return Timeout(Cat("still ", VolumeStateName(state)), label);
+    }
     if (!next.ok()) return next.status();
     volume = *std::move(next);
   }
@@ -231,6 +235,9 @@ absl::StatusOr<Snapshot> GrpcClient::AwaitSnapshotReady(pb::Snapshot snapshot,
     if (absl::IsNotFound(next.status())) {
       return absl::AbortedError(Cat("LightOS ", connection_->LastGoodEndpoint(), ": ", label,
                                     " disappeared while being created"));
+    }
+    if (absl::IsDeadlineExceeded(next.status())) {
+      return Timeout(Cat("still ", SnapshotStateName(state)), label);
     }
     if (!next.ok()) return next.status();
     snapshot = *std::move(next);
@@ -333,8 +340,23 @@ absl::StatusOr<Volume> GrpcClient::UpdateWithEtag(
     const std::function<bool(const pb::Volume&, pb::UpdateVolumeRequest&)>& mutate,
     absl::Time deadline) {
   absl::Duration delay = options_.etag_retry_initial;
+  // The last refusal, so that a deadline met in a later attempt's RPC reports why the earlier
+  // attempts failed rather than a bare "Deadline Exceeded".
+  absl::Status refused;
+  auto still_refused = [&](int attempts) {
+    return absl::FailedPreconditionError(Cat(StdView(refused.message()), " (", what,
+                                             ": still refused after ", attempts,
+                                             " attempts when the deadline came)"));
+  };
   for (int attempt = 1;; ++attempt) {
-    ASSIGN_OR_RETURN(pb::Volume volume, ReadVolume(uuid, deadline));
+    absl::StatusOr<pb::Volume> read = ReadVolume(uuid, deadline);
+    if (!read.ok()) {
+      if (!refused.ok() && read.status().code() == absl::StatusCode::kDeadlineExceeded) {
+        return still_refused(attempt - 1);
+      }
+      return read.status();
+    }
+    pb::Volume volume = *std::move(read);
     pb::UpdateVolumeRequest req;
     req.set_uuid(uuid);
     req.set_projectname(project_);
@@ -346,14 +368,14 @@ absl::StatusOr<Volume> GrpcClient::UpdateWithEtag(
       ASSIGN_OR_RETURN(pb::Volume after, ReadVolume(uuid, deadline));
       return FromWire(after);
     }
+    if (st.code() == absl::StatusCode::kDeadlineExceeded && !refused.ok()) {
+      return still_refused(attempt - 1);
+    }
     if (st.code() != absl::StatusCode::kFailedPrecondition) return st;
     // A stale ETag: another writer got there first. Re-read and try again.
+    refused = st;
     absl::Duration pause = Jitter(delay);
-    if (absl::Now() + pause >= deadline) {
-      return absl::FailedPreconditionError(Cat(StdView(st.message()), " (", what,
-                                               ": still refused after ", attempt,
-                                               " attempts when the deadline came)"));
-    }
+    if (absl::Now() + pause >= deadline) return still_refused(attempt);
     absl::SleepFor(pause);
     delay = std::min(delay * 2, options_.poll_max);
   }
