@@ -6,6 +6,7 @@
 #include "agent/request_checks.h"
 #include "common/logging.h"
 #include "common/plugin_dir.h"
+#include "common/sha256.h"
 #include "common/status.h"
 #include "common/strings.h"
 
@@ -119,12 +120,12 @@ absl::StatusOr<EphemeralParams> CheckAttributes(
 }  // namespace
 
 std::string NodeService::EphemeralVolumeName(std::string_view volume_id) {
-  return Cat("eph-", state::Sha256Hex(volume_id).substr(0, 40));
+  return Cat("eph-", Sha256Hex(volume_id).substr(0, 40));
 }
 
 std::string NodeService::EphemeralStagingPath(std::string_view volume_id) const {
   return Cat(deps_.config.kubelet_root, "/plugins/", deps_.config.driver_name, "/",
-             kEphemeralDirName, "/", state::Sha256Hex(volume_id).substr(0, 40));
+             kEphemeralDirName, "/", Sha256Hex(volume_id).substr(0, 40));
 }
 
 absl::StatusOr<std::shared_ptr<lightos::Client>> NodeService::EphemeralClient() {

@@ -76,16 +76,4 @@ absl::Status CheckTokenFile(const std::string& path) {
   return absl::OkStatus();
 }
 
-bool IsValidDriverName(std::string_view name) {
-  if (name.empty() || name.size() > 63) return false;
-  auto alnum = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
-  };
-  if (!alnum(name.front()) || !alnum(name.back())) return false;
-  for (char c : name) {
-    if (!alnum(c) && c != '-' && c != '.') return false;
-  }
-  return true;
-}
-
 }  // namespace lbcsi::controller

@@ -40,7 +40,4 @@ class IdentityService final : public csi::v1::Identity::Service {
 // cannot be read or is empty.
 absl::Status CheckTokenFile(const std::string& path);
 
-// CSI's plugin name rule: <= 63 characters, alphanumeric at both ends, [-.a-zA-Z0-9] between.
-bool IsValidDriverName(std::string_view name);
-
 }  // namespace lbcsi::controller

@@ -4,6 +4,7 @@
 
 #include <google/protobuf/util/time_util.h>
 
+#include "common/sha256.h"
 #include "common/strings.h"
 #include "controller/validation.h"
 #include "csicontext/keys.h"

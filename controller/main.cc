@@ -13,6 +13,7 @@
 #include "controller/identity_service.h"
 #include "controller/options.h"
 #include "controller/timing_client.h"
+#include "kubeletpaths/kubelet_paths.h"
 #include "lightos/client_pool.h"
 #include "metrics/http_exporter.h"
 
@@ -109,7 +110,7 @@ int main(int argc, char** argv) {
   options.default_scheme = default_scheme == "grpc" ? MgmtScheme::kGrpc : MgmtScheme::kGrpcs;
   options.jwt_file = jwt_file;
   options.alpha_capabilities = alpha_capabilities;
-  if (!controller::IsValidDriverName(driver_name)) {
+  if (!kubeletpaths::IsDriverName(driver_name)) {
     LOG(kError, "invalid --driver-name (CSI: <= 63 chars, [a-zA-Z0-9.-], alphanumeric ends)",
         {"driver_name", driver_name});
     return 2;

@@ -1,7 +1,6 @@
 #include "controller/validation.h"
 
-#include <openssl/evp.h>
-
+#include "common/sha256.h"
 #include "common/status.h"
 #include "common/strings.h"
 
@@ -163,19 +162,6 @@ bool IsValidLightosName(std::string_view name) {
     if (!IsNameChar(c)) return false;
   }
   return true;
-}
-
-std::string Sha256Hex(std::string_view data) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(data.data(), data.size(), digest, &len, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out += kHex[digest[i] >> 4];
-    out += kHex[digest[i] & 15];
-  }
-  return out;
 }
 
 std::string LightosNameFor(std::string_view csi_name) {

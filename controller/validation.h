@@ -80,7 +80,4 @@ std::string LightosNameFor(std::string_view csi_name);
 // Name of the temporary snapshot a clone into `volume_name` goes through.
 std::string CloneSnapshotName(std::string_view volume_name);
 
-// Lowercase hex SHA-256.
-std::string Sha256Hex(std::string_view data);
-
 }  // namespace lbcsi::controller

@@ -1,5 +1,5 @@
 #pragma once
-// The helper's own per-volume in-flight table (DESIGN.md rule 3): a second
+// The helper's own per-volume in-flight table (docs/design.md rule 3): a second
 // call on a volume (or path) that is busy gets ABORTED at once instead of
 // queueing behind a call that may be stuck in the kernel. No global lock is
 // held while work runs.

@@ -670,7 +670,7 @@ absl::Status HelperService::DoMount(const v1::MountRequest& req, v1::MountRespon
   }
   ASSIGN_OR_RETURN(std::string busy, InUseReason(dev));
   if (req.read_only()) {
-    RETURN_IF_ERROR(SetDeviceReadOnly(dev, true));  // DESIGN.md rule 7
+    RETURN_IF_ERROR(SetDeviceReadOnly(dev, true));  // docs/design.md rule 7
   } else if (busy.empty()) {
     RETURN_IF_ERROR(SetDeviceReadOnly(dev, false));  // a previous read-only stage left it set
   }

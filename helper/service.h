@@ -110,7 +110,7 @@ class HelperService final : public v1::NodeHelper::Service {
   // Whether a mount is one of ours: a filesystem on one of our devices or open mappings (a
   // staging mount, or a bind of one), or one of those device nodes bound as a file.
   absl::StatusOr<std::function<bool(const MountEntry&)>> OurMounts();
-  // DESIGN.md rule 1's request-level part, shared by Format and FormatEncrypted: never on
+  // docs/design.md rule 1's request-level part, shared by Format and FormatEncrypted: never on
   // read-only or multi-node volumes, never without a never-written proof.
   static absl::Status CheckMayWriteHeader(bool read_only, bool multi_node,
                                           v1::NeverWrittenProof proof, std::string_view what);

@@ -1,6 +1,6 @@
 // HelperService: host encryption (FormatEncrypted, OpenEncrypted,
 // CloseEncrypted). The LUKS2 work is in crypto/luks.h; here are the data-safety
-// checks (DESIGN.md rule 1) and the passphrase's short life: copied out of the
+// checks (docs/design.md rule 1) and the passphrase's short life: copied out of the
 // request into a wiped-on-release buffer before anything else, so no early
 // return leaves it behind, and never put into a log line or an error.
 

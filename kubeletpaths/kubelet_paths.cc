@@ -1,9 +1,9 @@
 #include "kubeletpaths/kubelet_paths.h"
 
-#include <openssl/evp.h>
-
 #include <array>
 #include <vector>
+
+#include "common/sha256.h"
 
 #include "common/plugin_dir.h"
 #include "common/strings.h"
@@ -232,16 +232,7 @@ std::string KubeletLayouts::StageMountPath(std::string_view hash) const {
   return Cat(root_, "/plugins/kubernetes.io/csi/", driver_, "/", hash, "/globalmount");
 }
 std::string VolumeHandleSha256(std::string_view volume_handle) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_Digest(volume_handle.data(), volume_handle.size(), md, &len, EVP_sha256(), nullptr);
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned i = 0; i < len; ++i) {
-    out += kHex[md[i] >> 4];
-    out += kHex[md[i] & 0xf];
-  }
-  return out;
+  return Sha256Hex(volume_handle);
 }
 
 std::string KubeletLayouts::StageMountPathForHandle(std::string_view volume_handle) const {

@@ -9,8 +9,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include <openssl/sha.h>
-
+#include "common/sha256.h"
 #include "common/status.h"
 #include "common/strings.h"
 
@@ -69,18 +68,6 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 }
 
 }  // namespace
-
-std::string Sha256Hex(std::string_view data) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
-  static const char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char b : digest) {
-    out.push_back(kHex[b >> 4]);
-    out.push_back(kHex[b & 15]);
-  }
-  return out;
-}
 
 std::string Store::FileName(std::string_view volume_id) {
   return Cat(Sha256Hex(volume_id), ".json");

@@ -53,7 +53,4 @@ class Store {
   std::string volumes_dir_;
 };
 
-// Lower-case hex SHA-256 of `data`.
-std::string Sha256Hex(std::string_view data);
-
 }  // namespace lbcsi::agent::state

@@ -13,7 +13,7 @@ absl::Status SpawnerMkfsRunner::RunMkfs(v1::FsType fs_type, int device_fd, bool 
   } else {
     return absl::InvalidArgumentError("unsupported filesystem");
   }
-  // No deadline: a format is never cut short (DESIGN.md rule 1).
+  // No deadline: a format is never cut short (docs/design.md rule 1).
   absl::StatusOr<MkfsResult> r = spawner_->RunMkfs(fs, device_fd, absl::InfiniteFuture(),
                                                    resume ? MkfsMode::kResume : MkfsMode::kNew);
   if (!r.ok()) return r.status();

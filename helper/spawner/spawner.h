@@ -12,7 +12,7 @@
 //   xfs:  mkfs.xfs -q -K /proc/self/fd/3
 // No -f for xfs: mkfs.xfs's own "existing filesystem" check stays on as a last
 // guard. mkfs.ext4 asks only on a terminal and stdin is /dev/null, so for ext4
-// the helper's libblkid probe (DESIGN.md rule 1) is the only guard.
+// the helper's libblkid probe (docs/design.md rule 1) is the only guard.
 // MkfsMode::kResume adds -f for xfs: the helper asks for it only to finish its
 // own interrupted format (its record and its probe say so), where mkfs.xfs
 // would otherwise refuse the superblock its first run left, for good.

@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include "agent/node_service.h"
+#include "common/sha256.h"
 #include "tests/agent/process_env.h"
 
 namespace lbcsi::agent::procs {
@@ -83,7 +84,7 @@ TEST_F(NodeProcesses, EphemeralVolumeIsCreatedWrittenAndDeleted) {
   ASSERT_EQ(recs.size(), 1u);
   const std::string priv = recs[0].ephemeral->staging_path;
   EXPECT_EQ(priv, Cat(stack_->root(), "/plugins/", kDriver, "/ephemeral/",
-                      state::Sha256Hex(NodeStack::EphId(tag)).substr(0, 40)));
+                      Sha256Hex(NodeStack::EphId(tag)).substr(0, 40)));
   Expect({EphName(tag)}, {NodeStack::StateFileOf(NodeStack::EphId(tag))}, {vol->uuid + ".img"},
          {priv, target}, "published");
   ASSERT_TRUE(stack_->Stats(NodeStack::EphId(tag), target).ok());

@@ -1,4 +1,4 @@
-// Data safety (DESIGN.md rule 1): for volumes that hold ext4, xfs, a GPT or MBR
+// Data safety (docs/design.md rule 1): for volumes that hold ext4, xfs, a GPT or MBR
 // partition table, a LUKS2 header, or data at 1 GiB behind a zeroed first MiB,
 // no combination of requests changes a byte of the backing file, and format is
 // refused without the never-written proof even when the probe finds nothing.

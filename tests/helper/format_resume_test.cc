@@ -1,4 +1,4 @@
-// Format after a crash (DESIGN.md rule 1): a format the helper recorded as
+// Format after a crash (docs/design.md rule 1): a format the helper recorded as
 // started and that never finished is finished by the next Format call
 // (resumed_interrupted_format), and that record is the only thing that ever
 // lets the helper write over a signature. A volume that holds a filesystem and

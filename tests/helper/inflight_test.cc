@@ -1,4 +1,4 @@
-// Concurrent calls (DESIGN.md rule 3): while a call on a volume or a path is in
+// Concurrent calls (docs/design.md rule 3): while a call on a volume or a path is in
 // flight, a second call on that volume or path gets ABORTED at once, never
 // queued behind it; calls on other volumes and paths go on. A format that
 // outlives its caller's deadline keeps its volume ABORTED until mkfs is done.

@@ -184,6 +184,10 @@ TEST(KubeletPaths, ComponentRules) {
   EXPECT_TRUE(IsDriverName("Csi-X"));
   EXPECT_FALSE(IsDriverName(std::string(64, 'a')));
   EXPECT_FALSE(IsDriverName("a/b"));
+  EXPECT_FALSE(IsDriverName("-bad"));
+  EXPECT_FALSE(IsDriverName("bad."));
+  EXPECT_FALSE(IsDriverName("under_score"));
+  EXPECT_FALSE(IsDriverName(""));
   EXPECT_FALSE(IsDriverName(".."));
 }
 
