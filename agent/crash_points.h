@@ -9,6 +9,8 @@
 
 #include <absl/status/status.h>
 
+#include "common/status.h"
+
 namespace lbcsi::agent {
 
 using CrashHook = std::function<absl::Status(std::string_view point)>;
@@ -16,6 +18,10 @@ using CrashHook = std::function<absl::Status(std::string_view point)>;
 // The status a hook returns to simulate a crash; IsSimulatedCrash() tells it apart.
 absl::Status SimulatedCrash(std::string_view point);
 bool IsSimulatedCrash(const absl::Status& status);
+
+// In NodeService's operations: stop here when a test's hook says so. The one
+// definition, so every operation passes its points the same way.
+#define CHECKPOINT(point) RETURN_IF_ERROR(Checkpoint(point))
 
 // Every point the node service passes, for tests that walk all of them.
 inline constexpr std::string_view kCrashPoints[] = {

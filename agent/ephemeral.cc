@@ -16,8 +16,6 @@ using state::EphemeralPhase;
 using state::EphemeralRecord;
 using state::VolumeRecord;
 
-#define CHECKPOINT(point) RETURN_IF_ERROR(Checkpoint(point))
-
 namespace {
 
 constexpr char kLabelNode[] = "lbcsi-node";
@@ -271,7 +269,7 @@ absl::Status NodeService::PublishEphemeral(const csi::v1::NodePublishVolumeReque
     return absl::OkStatus();
   };
   absl::Status s = body();
-  if (!s.ok() && !IsSimulatedCrash(s) && !IsTransient(s) &&
+  if (!s.ok() && !IsSimulatedCrash(s) && !KubeletKeepsTrack(s) &&
       rec.ephemeral->phase != EphemeralPhase::kPublished) {
     // A definite failure: take back everything this publish made.
     absl::Status undo = DeleteEphemeral(rec, deadline, /*from_reconcile=*/false);

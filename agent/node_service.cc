@@ -22,8 +22,6 @@ using state::StagePhase;
 using state::StageRecord;
 using state::VolumeRecord;
 
-#define CHECKPOINT(point) RETURN_IF_ERROR(Checkpoint(point))
-
 namespace {
 
 absl::Time DeadlineOf(const grpc::ServerContext* ctx) {
@@ -462,16 +460,18 @@ absl::Status NodeService::CloseEncryptedVolume(const std::string& uuid, absl::Ti
   return deps_.helper->CloseEncrypted(creq, HelperDeadline(deadline)).status();
 }
 
-absl::Status NodeService::UndoStage(VolumeRecord& rec, absl::Time deadline) {
+absl::Status NodeService::TearDownStage(VolumeRecord& rec, absl::Time deadline, bool undo) {
   if (!rec.stage) return absl::OkStatus();
+  // Crash points belong to NodeUnstage; an undo runs inside another operation.
+  auto point = [&](std::string_view name) { return undo ? absl::OkStatus() : Checkpoint(name); };
   if (!rec.stage->block) {
     hv1::UnmountRequest ureq;
     ureq.set_staging_path(rec.stage->path);
     absl::Status unmounted = deps_.helper->Unmount(ureq, HelperDeadline(deadline)).status();
-    // A staging path the helper refuses (a symlinked component, ...) never got
-    // our mount, as the mount was refused too: when its inventory shows none
-    // there, go on and detach, or the record would wedge the volume.
-    if (!unmounted.ok() && !IsTransient(unmounted)) {
+    if (undo && !unmounted.ok() && !IsTransient(unmounted)) {
+      // A staging path the helper refuses (a symlinked component, ...) never
+      // got our mount, as the mount was refused too: when its inventory shows
+      // none there, go on and detach, or the record would wedge the volume.
       ASSIGN_OR_RETURN(hv1::InventoryResponse inv,
                        deps_.helper->Inventory(HelperDeadline(deadline)));
       for (const auto& m : inv.mounts()) {
@@ -483,13 +483,19 @@ absl::Status NodeService::UndoStage(VolumeRecord& rec, absl::Time deadline) {
       return unmounted;
     }
   }
-  if (rec.stage->encrypted) RETURN_IF_ERROR(CloseEncryptedVolume(rec.volume_uuid, deadline));
+  RETURN_IF_ERROR(point("unstage.after_unmount"));
+  if (rec.stage->encrypted) {
+    RETURN_IF_ERROR(CloseEncryptedVolume(rec.volume_uuid, deadline));
+    RETURN_IF_ERROR(point("unstage.after_close"));
+  }
   hv1::DetachRequest dreq;
   dreq.set_volume_uuid(rec.volume_uuid);
   dreq.set_subsystem_nqn(rec.subsystem_nqn);
   RETURN_IF_ERROR(deps_.helper->Detach(dreq, HelperDeadline(deadline)).status());
+  RETURN_IF_ERROR(point("unstage.after_detach"));
   rec.stage.reset();
-  return deps_.store->Put(rec);
+  RETURN_IF_ERROR(deps_.store->Put(rec));
+  return point("unstage.after_remove");
 }
 
 absl::StatusOr<std::optional<VolumeRecord>> NodeService::LoadRecord(
@@ -616,8 +622,8 @@ absl::Status NodeService::Stage(const csi::v1::NodeStageVolumeRequest& req, absl
     if (IsSimulatedCrash(s)) return s;
     // A definite failure leaves nothing behind (kubelet will not call unstage
     // after a final error); a transient one keeps the intent for the retry.
-    if (created_now && !IsTransient(s)) {
-      absl::Status undo = UndoStage(rec, deadline);
+    if (created_now && !KubeletKeepsTrack(s)) {
+      absl::Status undo = TearDownStage(rec, deadline, /*undo=*/true);
       if (!undo.ok())
         LOG(kWarn, "undoing a failed stage", {"volume_id", rec.volume_id}, {"status", undo});
     }
@@ -679,25 +685,7 @@ absl::Status NodeService::Unstage(const csi::v1::NodeUnstageVolumeRequest& req,
   rec.stage->phase = StagePhase::kUnstaging;
   RETURN_IF_ERROR(deps_.store->Save(rec));
   CHECKPOINT("unstage.after_intent");
-  if (!rec.stage->block) {
-    hv1::UnmountRequest ureq;
-    ureq.set_staging_path(rec.stage->path);
-    RETURN_IF_ERROR(deps_.helper->Unmount(ureq, HelperDeadline(deadline)).status());
-  }
-  CHECKPOINT("unstage.after_unmount");
-  if (rec.stage->encrypted) {
-    RETURN_IF_ERROR(CloseEncryptedVolume(rec.volume_uuid, deadline));
-    CHECKPOINT("unstage.after_close");
-  }
-  hv1::DetachRequest dreq;
-  dreq.set_volume_uuid(rec.volume_uuid);
-  dreq.set_subsystem_nqn(rec.subsystem_nqn);
-  RETURN_IF_ERROR(deps_.helper->Detach(dreq, HelperDeadline(deadline)).status());
-  CHECKPOINT("unstage.after_detach");
-  rec.stage.reset();
-  RETURN_IF_ERROR(deps_.store->Put(rec));
-  CHECKPOINT("unstage.after_remove");
-  return absl::OkStatus();
+  return TearDownStage(rec, deadline, /*undo=*/false);
 }
 
 // ---------------------------------------------------------------- publish
@@ -768,8 +756,11 @@ absl::Status NodeService::Publish(const csi::v1::NodePublishVolumeRequest& req,
   }
 
   CHECKPOINT("publish.before_intent");
-  const bool created_now = existing == rec.publishes.end();
-  if (created_now || existing->second.phase != PublishPhase::kPublished) {
+  // Not yet published (new, or left by an attempt that failed transiently):
+  // a final failure now must forget it, as kubelet will not unpublish.
+  const bool not_published =
+      existing == rec.publishes.end() || existing->second.phase != PublishPhase::kPublished;
+  if (not_published) {
     PublishRecord intent = want;
     intent.phase = PublishPhase::kPublishing;
     rec.publishes[req.target_path()] = intent;
@@ -797,7 +788,7 @@ absl::Status NodeService::Publish(const csi::v1::NodePublishVolumeRequest& req,
   absl::StatusOr<hv1::PublishResponse> published =
       deps_.helper->Publish(preq, HelperDeadline(deadline));
   if (!published.ok()) {
-    if (created_now && !IsTransient(published.status())) {
+    if (not_published && !KubeletKeepsTrack(published.status())) {
       rec.publishes.erase(req.target_path());
       absl::Status undo = deps_.store->Put(rec);
       if (!undo.ok()) LOG(kWarn, "forgetting a failed publish", {"status", undo});

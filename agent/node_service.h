@@ -118,7 +118,11 @@ class NodeService final : public csi::v1::Node::Service {
                                    int proof, std::string_view passphrase, absl::Time deadline);
   // Closes the volume's LUKS mapping (no-op when it is not open).
   absl::Status CloseEncryptedVolume(const std::string& uuid, absl::Time deadline);
-  absl::Status UndoStage(state::VolumeRecord& rec, absl::Time deadline);
+  // The one teardown of a stage, in its one safe order: unmount (filesystems),
+  // close the LUKS mapping, detach, forget the stage. `undo`: taking back a
+  // failed stage (from Stage or reconcile), which may go past a staging path
+  // the helper refuses when nothing is mounted there and passes no crash points.
+  absl::Status TearDownStage(state::VolumeRecord& rec, absl::Time deadline, bool undo);
   // The record under `key` (VolumeKey), else one an older agent wrote under
   // the id as the CO spelled it.
   absl::StatusOr<std::optional<state::VolumeRecord>> LoadRecord(const std::string& key,

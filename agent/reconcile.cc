@@ -94,7 +94,7 @@ absl::StatusOr<int> NodeService::Reconcile(absl::Time deadline) {
         LOG(kInfo, "reconcile: undoing a half-done stage or finishing an unstage",
             {"volume_id", rec.volume_id});
         ++changed;
-        return UndoStage(rec, deadline);
+        return TearDownStage(rec, deadline, /*undo=*/true);
       }
       if (rec.stage && rec.stage->phase == StagePhase::kStaged &&
           (!attached.count(rec.volume_uuid) ||

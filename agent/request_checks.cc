@@ -119,6 +119,17 @@ bool IsTransient(const absl::Status& s) {
   }
 }
 
+bool KubeletKeepsTrack(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kCancelled:
+    case absl::StatusCode::kResourceExhausted: return true;
+    default: return false;
+  }
+}
+
 bool IsPathRefusal(const absl::Status& s) {
   return s.code() == absl::StatusCode::kInvalidArgument ||
          s.code() == absl::StatusCode::kPermissionDenied;

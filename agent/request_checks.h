@@ -66,8 +66,18 @@ absl::StatusOr<CapabilityInfo> CheckCapability(std::string_view field,
 // A volume id of ours; NOT_FOUND when it cannot name one of our volumes.
 absl::StatusOr<ResourceId> ParseVolumeId(std::string_view volume_id);
 
-// True for codes after which the CO retries or calls the negation: keep state.
+// True for codes that may pass on a retry (the CO's five "still in progress"
+// codes plus INTERNAL and UNKNOWN, which may be a passing I/O failure): used
+// where retrying later is the agent's own choice (reconcile, undo).
 bool IsTransient(const absl::Status& status);
+
+// True for the codes after which kubelet counts a stage or publish as possibly
+// still in progress and so will call NodeUnstage/NodeUnpublish later
+// (CANCELLED, DEADLINE_EXCEEDED, UNAVAILABLE, RESOURCE_EXHAUSTED, ABORTED).
+// After any other code kubelet assumes nothing was done and never cleans up:
+// the agent must then take back what the failed call made (docs/design.md,
+// "Failure classes").
+bool KubeletKeepsTrack(const absl::Status& status);
 
 // True when the helper refused a path outright (INVALID_ARGUMENT or
 // PERMISSION_DENIED): it never mounted anything there, so an undo may go on.

@@ -96,8 +96,9 @@ TEST(FormatRule, ProbeErrorIsAnErrorNotAFormat) {
   grpc::Status st = env.Stage(env.StageReq(1, AgentEnv::MountCap("ext4")));
   EXPECT_EQ(st.error_code(), StatusCode::INTERNAL);
   EXPECT_EQ(env.helper_.CountCalls("Format"), 0);
-  // Transient: the intent is kept and the retry converges.
-  ASSERT_EQ(env.Records().size(), 1u);
+  // Final for kubelet: the stage is taken back, and kubelet's retry starts over.
+  EXPECT_TRUE(env.Records().empty());
+  EXPECT_TRUE(env.helper_.Attached().empty());
   ASSERT_TRUE(env.Stage(env.StageReq(1, AgentEnv::MountCap("ext4"))).ok());
   EXPECT_EQ(env.helper_.CountCalls("Format"), 1);
 }
