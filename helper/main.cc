@@ -49,6 +49,7 @@ int main(int argc, char** argv) {
   std::string transport_name = "nvme";
   std::string sim_data_dir;
   int ctrl_loss_tmo = 120, fast_io_fail_tmo = 20;
+  std::vector<std::string> subsystem_prefixes = {"nqn.2016-01.com.lightbitslabs:"};
   std::string plugin_socket_dir, registration_dir;
   int64_t agent_uid = -1;
   bool allow_foreign_netns = false;
@@ -66,7 +67,8 @@ int main(int argc, char** argv) {
   app.add_option("--driver-name", driver_name,
                  "CSI driver name: requests may name only kubelet's paths of this driver")
       ->capture_default_str();
-  app.add_option("--state-dir", state_dir, "helper state (format records)")->capture_default_str();
+  app.add_option("--state-dir", state_dir, "helper state (format records, attach registry)")
+      ->capture_default_str();
   app.add_option("--host-nqn-file", host_nqn_file,
                  "host NQN; generated when missing (hostid beside it)")
       ->capture_default_str();
@@ -80,6 +82,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--fast-io-fail-tmo", fast_io_fail_tmo, "default NVMe fast_io_fail_tmo seconds")
       ->check(CLI::Range(-1, 86400))
+      ->capture_default_str();
+  app.add_option("--allowed-subsystem-nqn-prefix", subsystem_prefixes,
+                 "NVMe transport: attach only subsystems whose NQN starts with one of these "
+                 "(repeatable; LightOS clusters use nqn.2016-01.com.lightbitslabs:)")
       ->capture_default_str();
   app.add_option("--plugin-socket-dir", plugin_socket_dir, "PrepareSocketDir(SOCKET_DIR_PLUGIN)");
   app.add_option("--registration-dir", registration_dir,
@@ -176,7 +182,18 @@ int main(int argc, char** argv) {
     NvmeDefaults defaults;
     defaults.ctrl_loss_tmo_seconds = ctrl_loss_tmo;
     defaults.fast_io_fail_tmo_seconds = fast_io_fail_tmo;
-    transport = std::make_unique<NvmeTransport>(identity->host_nqn, identity->host_id, defaults);
+    bool registry_is_new = false;
+    auto registry = AttachRegistry::Open(state_dir, &registry_is_new);
+    if (!registry.ok()) return Fail("--state-dir", registry.status());
+    NvmeIdentity nvme_identity{identity->host_nqn, identity->host_id, subsystem_prefixes};
+    auto nvme =
+        std::make_unique<NvmeTransport>(std::move(nvme_identity), defaults, std::move(*registry));
+    if (registry_is_new) {
+      absl::StatusOr<int> adopted = nvme->SeedRegistry();
+      if (!adopted.ok()) return Fail("attach registry", adopted.status());
+      LOG(kInfo, "attach registry created", {"adopted_volumes", *adopted});
+    }
+    transport = std::move(nvme);
   }
 
   // Fork the spawner while single-threaded and before seccomp forbids exec.

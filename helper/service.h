@@ -18,10 +18,10 @@
 
 #include "helper/crypto/luks.h"
 #include "helper/inflight.h"
-#include "helper/ops/format_state.h"
 #include "helper/ops/mkfs_runner.h"
 #include "helper/paths/mountinfo.h"
 #include "helper/paths/path_guard.h"
+#include "helper/state/format_state.h"
 #include "helper/transport/transport.h"
 #include "kubeletpaths/kubelet_paths.h"
 #include "lbcsi/helper/v1/helper.grpc.pb.h"

@@ -70,6 +70,21 @@ absl::Status ValidateAddress(std::string_view field, const v1::TargetAddress& ad
   return absl::OkStatus();
 }
 
+absl::StatusOr<v1::TargetAddress> ParseDiscoveryAddress(std::string_view traddr,
+                                                        std::string_view trsvcid) {
+  if (trsvcid.empty() || trsvcid.size() > 5) return InvalidField("trsvcid", "not a port number");
+  uint32_t port = 0;
+  for (char c : trsvcid) {
+    if (c < '0' || c > '9') return InvalidField("trsvcid", "not a port number");
+    port = port * 10 + static_cast<uint32_t>(c - '0');
+  }
+  v1::TargetAddress a;
+  a.set_ip(std::string(traddr));
+  a.set_port(port);
+  RETURN_IF_ERROR(ValidateAddress("traddr", a));
+  return a;
+}
+
 absl::Status ValidateSelinuxLabel(std::string_view field, std::string_view label) {
   if (label.size() > kMaxSelinuxLabelBytes) return InvalidField(field, "label too long");
   for (char c : label) {

@@ -29,6 +29,12 @@ absl::Status ValidateNqn(std::string_view field, std::string_view nqn);
 // An IPv4 or IPv6 literal and a port in 1..65535.
 absl::Status ValidateAddress(std::string_view field, const v1::TargetAddress& address);
 
+// An address from a discovery log entry (traddr, trsvcid as the target sent
+// them, padding removed): the same rules as ValidateAddress, the port all
+// digits. A discovery controller is not trusted more than a request.
+absl::StatusOr<v1::TargetAddress> ParseDiscoveryAddress(std::string_view traddr,
+                                                        std::string_view trsvcid);
+
 // SELinux label user:role:type:level; the level may hold ',' (categories) and
 // '.' (ranges). Only [A-Za-z0-9_.:,-] are accepted. Quotes kubelet adds are
 // stripped by the caller (the agent) — the helper refuses them.

@@ -1,10 +1,9 @@
 #pragma once
 // "Format in progress" records in --state-dir, so that a half-made filesystem
-// is never mounted and a retry after a crash is recognised. One file per volume
-// (format/<uuid>, holding the fs type), written atomically (temp, fsync,
-// rename, fsync dir). A record that exists while no mkfs runs in this process
-// means a format was started and never finished: the one case where the helper
-// formats again over a signature.
+// is never mounted and a retry after a crash is recognised: format/<uuid>
+// holds the fs type (UuidRecords). A record that exists while no mkfs runs in
+// this process means a format was started and never finished: the one case
+// where the helper formats again over a signature.
 
 #include <optional>
 #include <string>
@@ -12,6 +11,7 @@
 #include <absl/status/status.h>
 #include <absl/status/statusor.h>
 
+#include "helper/state/uuid_records.h"
 #include "lbcsi/helper/v1/helper.pb.h"
 
 namespace lbcsi::helper {
@@ -26,8 +26,8 @@ class FormatState {
   absl::StatusOr<std::optional<v1::FsType>> Get(const std::string& volume_uuid) const;
 
  private:
-  explicit FormatState(std::string dir) : dir_(std::move(dir)) {}
-  std::string dir_;  // <state_dir>/format
+  explicit FormatState(UuidRecords records) : records_(std::move(records)) {}
+  UuidRecords records_;  // <state_dir>/format
 };
 
 }  // namespace lbcsi::helper

@@ -42,8 +42,8 @@ absl::Status WriteSysfs(const std::string& path, std::string_view value) {
   return absl::OkStatus();
 }
 
-absl::Status FillFromSysfs(BlockDevice* device) {
-  std::string base = Cat("/sys/block/", device->name);
+absl::Status FillFromSysfs(BlockDevice* device, std::string_view sysfs_root) {
+  std::string base = Cat(sysfs_root, "/block/", device->name);
   ASSIGN_OR_RETURN(std::string devnum, ReadSysfs(base + "/dev"));
   std::vector<std::string_view> mm = Split(devnum, ':');
   if (mm.size() != 2) return absl::InternalError(Cat(base, "/dev: unexpected ", devnum));

@@ -20,8 +20,8 @@ namespace lbcsi::helper {
 absl::StatusOr<std::string> ReadSysfs(const std::string& path);
 absl::Status WriteSysfs(const std::string& path, std::string_view value);
 
-// Fills dev and size_bytes from /sys/block/<name>.
-absl::Status FillFromSysfs(BlockDevice* device);
+// Fills dev and size_bytes from <sysfs_root>/block/<name>.
+absl::Status FillFromSysfs(BlockDevice* device, std::string_view sysfs_root = "/sys");
 
 // Opens /dev/<name>; FAILED_PRECONDITION when it is not the block device
 // dev says (gone, replaced, or not a block device).

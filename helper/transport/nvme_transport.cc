@@ -11,6 +11,7 @@
 #include "common/status.h"
 #include "common/strings.h"
 #include "helper/transport/blockdev.h"
+#include "helper/validate.h"
 
 namespace lbcsi::helper {
 namespace {
@@ -33,20 +34,6 @@ std::vector<std::string> ListDir(const std::string& dir) {
     closedir(d);
   }
   return out;
-}
-
-// Namespace heads are nvme<S>n<N>; nvme<S>c<C>n<N> are hidden path devices.
-bool IsNamespaceHead(std::string_view name) {
-  if (!ConsumePrefix(&name, "nvme")) return false;
-  size_t n = name.find('n');
-  if (n == std::string_view::npos || n == 0) return false;
-  for (size_t i = 0; i < n; ++i) {
-    if (name[i] < '0' || name[i] > '9') return false;
-  }
-  for (size_t i = n + 1; i < name.size(); ++i) {
-    if (name[i] < '0' || name[i] > '9') return false;
-  }
-  return n + 1 < name.size();
 }
 
 std::string ReadOr(const std::string& path) {
@@ -86,17 +73,25 @@ std::mutex& NvmeTransport::SubsystemLock(const std::string& nqn) {
   return *slot;
 }
 
-std::vector<NvmeTransport::Controller> NvmeTransport::ControllersOf(
-    const std::string& subsystem_nqn) const {
-  std::vector<Controller> out;
-  for (const std::string& name : ListDir("/sys/class/nvme")) {
-    std::string base = Cat("/sys/class/nvme/", name);
-    if (ReadOr(base + "/subsysnqn") != subsystem_nqn) continue;
-    if (ReadOr(base + "/hostnqn") != host_nqn_) continue;
-    if (ReadOr(base + "/transport") != "tcp") continue;
-    out.push_back({name, ReadOr(base + "/address"), ReadOr(base + "/state")});
+std::vector<NvmeController> NvmeTransport::ControllersOf(const std::string& subsystem_nqn) const {
+  std::vector<NvmeController> out;
+  for (NvmeController& c : sysfs_.Controllers()) {
+    if (c.subsystem_nqn == subsystem_nqn && c.host_nqn == identity_.host_nqn &&
+        c.transport == "tcp") {
+      out.push_back(std::move(c));
+    }
   }
   return out;
+}
+
+absl::Status NvmeTransport::CheckSubsystemAllowed(const std::string& subsystem_nqn) const {
+  if (identity_.allowed_subsystem_prefixes.empty()) return absl::OkStatus();
+  for (const std::string& prefix : identity_.allowed_subsystem_prefixes) {
+    if (subsystem_nqn.starts_with(prefix)) return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(
+      Cat("subsystem ", subsystem_nqn,
+          " is not one this helper may attach (see its --allowed-subsystem-nqn-prefix)"));
 }
 
 absl::Status NvmeTransport::Connect(const AttachSpec& spec) {
@@ -104,8 +99,9 @@ absl::Status NvmeTransport::Connect(const AttachSpec& spec) {
   if (!root) return absl::InternalError("libnvme: cannot create a root");
   nvme_scan_topology(root.get(), nullptr, nullptr);
   // Never NULL hostnqn: libnvme 1.3 would return no host (pitfall 7).
-  nvme_host_t host = nvme_lookup_host(root.get(), host_nqn_.c_str(),
-                                      host_id_.empty() ? nullptr : host_id_.c_str());
+  nvme_host_t host =
+      nvme_lookup_host(root.get(), identity_.host_nqn.c_str(),
+                       identity_.host_id.empty() ? nullptr : identity_.host_id.c_str());
   if (!host) return absl::InternalError("libnvme: cannot set up the host object");
 
   nvme_fabrics_config cfg;
@@ -121,7 +117,7 @@ absl::Status NvmeTransport::Connect(const AttachSpec& spec) {
 
   const bool all_paths = NativeMultipath();
   std::set<std::string> connected;
-  for (const Controller& c : ControllersOf(spec.subsystem_nqn)) connected.insert(c.address);
+  for (const NvmeController& c : ControllersOf(spec.subsystem_nqn)) connected.insert(c.address);
   auto already = [&](const std::string& ip, const std::string& port) {
     for (const std::string& a : connected) {
       if (Contains(a, Cat("traddr=", ip, ",")) && Contains(a, Cat("trsvcid=", port))) return true;
@@ -166,13 +162,24 @@ absl::Status NvmeTransport::Connect(const AttachSpec& spec) {
         uint64_t n = le64toh(log->numrec);
         for (uint64_t i = 0; i < n; ++i) {
           nvmf_disc_log_entry* e = &log->entries[i];
-          if (e->subtype != NVME_NQN_NVME) continue;
+          if (e->subtype != NVME_NQN_NVME || e->trtype != NVMF_TRTYPE_TCP) continue;
           std::string subnqn(e->subnqn, strnlen(e->subnqn, sizeof(e->subnqn)));
           if (subnqn != spec.subsystem_nqn) continue;
           std::string ip(e->traddr, strnlen(e->traddr, sizeof(e->traddr)));
           std::string port(e->trsvcid, strnlen(e->trsvcid, sizeof(e->trsvcid)));
           while (!ip.empty() && ip.back() == ' ') ip.pop_back();
           while (!port.empty() && port.back() == ' ') port.pop_back();
+          // The discovery controller is not trusted more than a request: an
+          // entry goes to libnvme (which joins options into one string) only
+          // when it is an address literal and a port number.
+          absl::StatusOr<v1::TargetAddress> entry = ParseDiscoveryAddress(ip, port);
+          if (!entry.ok()) {
+            errors.push_back(Cat(d.ip(), ":", d.port(),
+                                 ": discovery entry skipped: ", entry.status().message()));
+            continue;
+          }
+          ip = entry->ip();
+          port = Cat(entry->port());
           if (already(ip, port)) {
             ++live;
           } else if (nvme_ctrl_t c = connect_one(subnqn, ip, port, false)) {
@@ -204,54 +211,72 @@ absl::Status NvmeTransport::Connect(const AttachSpec& spec) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<BlockDevice>> NvmeTransport::Inventory() {
-  std::vector<BlockDevice> out;
-  for (const std::string& name : ListDir("/sys/block")) {
-    if (!IsNamespaceHead(name)) continue;
-    std::string base = Cat("/sys/block/", name);
-    std::string uuid = ReadOr(base + "/uuid");
-    if (uuid.empty() || uuid == "00000000-0000-0000-0000-000000000000") {
-      std::string_view wwid = ReadOr(base + "/wwid");
-      std::string w(wwid);
-      std::string_view v = w;
-      if (!ConsumePrefix(&v, "uuid.")) continue;
-      uuid = std::string(v);
+absl::StatusOr<std::optional<BlockDevice>> NvmeTransport::Resolve(
+    const std::string& volume_uuid, const std::string& subsystem_nqn) const {
+  std::optional<BlockDevice> found;
+  for (const NvmeNamespace& ns : sysfs_.Namespaces()) {
+    if (ns.uuid != volume_uuid) continue;
+    std::string foreign = NvmeSysfs::ForeignReason(ns, identity_.host_nqn, subsystem_nqn);
+    if (!foreign.empty()) {
+      LOG(kWarn, "a namespace shows a volume's UUID but is not the volume's device",
+          {"volume", volume_uuid}, {"device", ns.name}, {"reason", foreign});
+      continue;
+    }
+    if (found) {
+      return absl::FailedPreconditionError(
+          Cat("volume ", volume_uuid, ": both ", found->name, " and ", ns.name,
+              " of its subsystem show its UUID; refusing to guess"));
     }
     BlockDevice dev;
-    dev.volume_uuid = ToLower(uuid);
-    dev.name = name;
-    if (!FillFromSysfs(&dev).ok()) continue;
-    out.push_back(std::move(dev));
+    dev.volume_uuid = volume_uuid;
+    dev.name = ns.name;
+    if (!FillFromSysfs(&dev, sysfs_.root()).ok()) continue;  // going away
+    dev.paths_total = static_cast<uint32_t>(ns.controllers.size());
+    dev.paths_live = 0;
+    for (const NvmeController& c : ns.controllers) dev.paths_live += c.state == "live";
+    found = std::move(dev);
+  }
+  return found;
+}
+
+absl::StatusOr<std::vector<BlockDevice>> NvmeTransport::Inventory() {
+  ASSIGN_OR_RETURN(auto registered, registry_.All());
+  std::vector<BlockDevice> out;
+  for (const auto& [uuid, nqn] : registered) {
+    ASSIGN_OR_RETURN(std::optional<BlockDevice> dev, Resolve(uuid, nqn));
+    if (dev) out.push_back(*std::move(dev));
   }
   return out;
 }
 
 absl::StatusOr<std::optional<BlockDevice>> NvmeTransport::FindDevice(
     const std::string& volume_uuid) {
-  ASSIGN_OR_RETURN(std::vector<BlockDevice> all, Inventory());
-  for (BlockDevice& d : all) {
-    if (d.volume_uuid != volume_uuid) continue;
-    // Count paths: controllers of the head's subsystem.
-    std::string subsys = Cat("/sys/block/", d.name, "/device");
-    std::vector<std::string> ctrls;
-    for (const std::string& e : ListDir(subsys)) {
-      if (e.starts_with("nvme") && e.find('n', 4) == std::string::npos) ctrls.push_back(e);
-    }
-    if (!ctrls.empty()) {
-      d.paths_total = static_cast<uint32_t>(ctrls.size());
-      d.paths_live = 0;
-      for (const std::string& c : ctrls) {
-        if (ReadOr(Cat(subsys, "/", c, "/state")) == "live") ++d.paths_live;
-      }
-    }
-    return std::optional<BlockDevice>(std::move(d));
+  ASSIGN_OR_RETURN(std::optional<std::string> nqn, registry_.SubsystemOf(volume_uuid));
+  if (!nqn) return std::optional<BlockDevice>();  // not attached by this helper
+  return Resolve(volume_uuid, *nqn);
+}
+
+absl::StatusOr<int> NvmeTransport::SeedRegistry() {
+  int adopted = 0;
+  for (const NvmeNamespace& ns : sysfs_.Namespaces()) {
+    if (ns.uuid.empty() || !ValidateUuid("", ns.uuid).ok()) continue;
+    if (!CheckSubsystemAllowed(ns.subsystem_nqn).ok()) continue;
+    if (!NvmeSysfs::ForeignReason(ns, identity_.host_nqn, ns.subsystem_nqn).empty()) continue;
+    RETURN_IF_ERROR(registry_.Record(ns.uuid, ns.subsystem_nqn));
+    LOG(kInfo, "attach registry: adopted a volume attached before the registry existed",
+        {"volume", ns.uuid}, {"device", ns.name}, {"subsystem", ns.subsystem_nqn});
+    ++adopted;
   }
-  return std::optional<BlockDevice>();
+  return adopted;
 }
 
 absl::StatusOr<BlockDevice> NvmeTransport::Attach(const AttachSpec& spec) {
+  RETURN_IF_ERROR(CheckSubsystemAllowed(spec.subsystem_nqn));
   {
     std::lock_guard<std::mutex> g(SubsystemLock(spec.subsystem_nqn));
+    // Recorded before the connect, so a crash in between still leaves the
+    // helper knowing what it may have attached (Detach forgets it).
+    RETURN_IF_ERROR(registry_.Record(spec.volume_uuid, spec.subsystem_nqn));
     ASSIGN_OR_RETURN(std::optional<BlockDevice> dev, FindDevice(spec.volume_uuid));
     if (dev) return *dev;
     RETURN_IF_ERROR(Connect(spec));
@@ -263,38 +288,36 @@ absl::StatusOr<BlockDevice> NvmeTransport::Attach(const AttachSpec& spec) {
     absl::Time now = absl::Now();
     if (now + kPoll >= spec.deadline) break;
     if (now >= next_rescan) {
-      for (const Controller& c : ControllersOf(spec.subsystem_nqn)) {
+      for (const NvmeController& c : ControllersOf(spec.subsystem_nqn)) {
         if (c.state == "live") {
-          WriteSysfs(Cat("/sys/class/nvme/", c.name, "/rescan_controller"), "1").IgnoreError();
+          WriteSysfs(Cat(sysfs_.root(), "/class/nvme/", c.name, "/rescan_controller"), "1")
+              .IgnoreError();
         }
       }
       next_rescan = now + kRescanEvery;
     }
     absl::SleepFor(kPoll);
   }
-  return absl::FailedPreconditionError(Cat("connected to subsystem ", spec.subsystem_nqn,
-                                           " but the namespace of volume ", spec.volume_uuid,
-                                           " never appeared: this node's host NQN ", host_nqn_,
-                                           " is probably not in the volume's ACL"));
+  return absl::FailedPreconditionError(
+      Cat("connected to subsystem ", spec.subsystem_nqn, " but the namespace of volume ",
+          spec.volume_uuid, " never appeared: this node's host NQN ", identity_.host_nqn,
+          " is probably not in the volume's ACL"));
 }
 
 absl::StatusOr<DetachResult> NvmeTransport::Detach(const std::string& volume_uuid,
                                                    const std::string& requested_nqn) {
-  std::string subsystem_nqn = requested_nqn;
-  if (subsystem_nqn.empty()) {
-    // The caller lost the subsystem (agent state gone): the namespace's own
-    // sysfs entry names it. Not attached: nothing of it to detach.
-    ASSIGN_OR_RETURN(std::optional<BlockDevice> found, FindDevice(volume_uuid));
-    if (!found) return DetachResult{};
-    subsystem_nqn = ReadOr(Cat("/sys/block/", found->name, "/device/subsysnqn"));
-    if (subsystem_nqn.empty()) {
-      return absl::FailedPreconditionError(
-          Cat("volume ", volume_uuid, " (", found->name, "): sysfs names no subsystem"));
-    }
+  ASSIGN_OR_RETURN(std::optional<std::string> registered, registry_.SubsystemOf(volume_uuid));
+  // Not attached by this helper: nothing of it is the helper's to detach.
+  if (!registered) return DetachResult{};
+  if (!requested_nqn.empty() && requested_nqn != *registered) {
+    return absl::FailedPreconditionError(Cat("volume ", volume_uuid,
+                                             " was attached from subsystem ", *registered, ", not ",
+                                             requested_nqn));
   }
+  const std::string subsystem_nqn = *registered;
   std::lock_guard<std::mutex> g(SubsystemLock(subsystem_nqn));
   DetachResult result;
-  ASSIGN_OR_RETURN(std::optional<BlockDevice> dev, FindDevice(volume_uuid));
+  ASSIGN_OR_RETURN(std::optional<BlockDevice> dev, Resolve(volume_uuid, subsystem_nqn));
   if (dev) {
     result.was_attached = true;
     ASSIGN_OR_RETURN(std::string busy, InUseReason(*dev));
@@ -303,25 +326,41 @@ absl::StatusOr<DetachResult> NvmeTransport::Detach(const std::string& volume_uui
           Cat("volume ", volume_uuid, " (", dev->name, ") is in use: ", busy));
     }
   }
-  std::vector<Controller> ctrls = ControllersOf(subsystem_nqn);
-  if (ctrls.empty()) return result;
-  // Every namespace reachable through these controllers must be idle.
-  ASSIGN_OR_RETURN(std::vector<BlockDevice> all, Inventory());
-  for (const BlockDevice& d : all) {
-    std::string nqn = ReadOr(Cat("/sys/block/", d.name, "/device/subsysnqn"));
-    if (nqn != subsystem_nqn) continue;
-    ASSIGN_OR_RETURN(std::string busy, InUseReason(d));
-    if (!busy.empty()) {
-      LOG(kInfo, "subsystem still in use; keeping its controllers", {"subsystem", subsystem_nqn},
-          {"device", d.name}, {"reason", busy});
-      return result;
+  // The controllers are shared by every volume of the subsystem. They stay
+  // while another volume of it is registered (attached, or being attached: the
+  // record is made under this lock before the connect) or any namespace of it
+  // is in use, whoever uses it.
+  std::string keep_reason;
+  ASSIGN_OR_RETURN(auto all_registered, registry_.All());
+  for (const auto& [uuid, nqn] : all_registered) {
+    if (uuid != volume_uuid && nqn == subsystem_nqn) {
+      keep_reason = Cat("volume ", uuid, " is attached from it");
+      break;
     }
+  }
+  for (const NvmeNamespace& ns : sysfs_.Namespaces()) {
+    if (!keep_reason.empty()) break;
+    if (ns.subsystem_nqn != subsystem_nqn || ns.uuid == volume_uuid) continue;
+    BlockDevice other;
+    other.name = ns.name;
+    if (!FillFromSysfs(&other, sysfs_.root()).ok()) continue;
+    ASSIGN_OR_RETURN(std::string busy, InUseReason(other));
+    if (!busy.empty()) keep_reason = Cat(ns.name, " ", busy);
+  }
+  std::vector<NvmeController> ctrls = ControllersOf(subsystem_nqn);
+  if (!keep_reason.empty() || ctrls.empty()) {
+    if (!keep_reason.empty()) {
+      LOG(kInfo, "subsystem still in use; keeping its controllers", {"subsystem", subsystem_nqn},
+          {"reason", keep_reason});
+    }
+    RETURN_IF_ERROR(registry_.Forget(volume_uuid));
+    return result;
   }
   Root root(nvme_create_root(nullptr, LOG_ERR));
   if (!root) return absl::InternalError("libnvme: cannot create a root");
   nvme_scan_topology(root.get(), nullptr, nullptr);
   std::set<std::string> names;
-  for (const Controller& c : ctrls) names.insert(c.name);
+  for (const NvmeController& c : ctrls) names.insert(c.name);
   nvme_host_t h;
   nvme_subsystem_t s;
   nvme_ctrl_t c, tmp;
@@ -340,12 +379,13 @@ absl::StatusOr<DetachResult> NvmeTransport::Detach(const std::string& volume_uui
     return absl::InternalError(Cat("disconnect failed for ", failures.front()));
   }
   result.controllers_disconnected = true;
+  RETURN_IF_ERROR(registry_.Forget(volume_uuid));
   return result;
 }
 
 absl::Status NvmeTransport::RefreshSize(const BlockDevice& device) {
   // A namespace rescan on each path controller makes the kernel re-read the size.
-  std::string subsys = Cat("/sys/block/", device.name, "/device");
+  std::string subsys = Cat(sysfs_.root(), "/block/", device.name, "/device");
   int done = 0;
   for (const std::string& e : ListDir(subsys)) {
     if (!e.starts_with("nvme") || e.find('n', 4) != std::string::npos) continue;
@@ -360,7 +400,7 @@ absl::Status NvmeTransport::RefreshSize(const BlockDevice& device) {
   // size changes; when it never does (already current), this costs kScanSettle.
   BlockDevice now = device;
   for (absl::Time end = absl::Now() + kScanSettle; absl::Now() < end; absl::SleepFor(kPoll / 4)) {
-    if (FillFromSysfs(&now).ok() && now.size_bytes != device.size_bytes) break;
+    if (FillFromSysfs(&now, sysfs_.root()).ok() && now.size_bytes != device.size_bytes) break;
   }
   return absl::OkStatus();
 }

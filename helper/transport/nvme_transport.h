@@ -11,12 +11,20 @@
 // request deadline.
 // Detach: under a per-subsystem lock, disconnect the subsystem's controllers
 // only when no namespace of it is in use (mountinfo, holders/, device binds).
+//
+// Device identity: a UUID names a device only when the attach registry lists
+// the volume (the helper attached it) and exactly one namespace with that UUID
+// belongs to the registered subsystem over TCP controllers with this node's
+// host NQN (NvmeSysfs::ForeignReason). Subsystems outside the operator's
+// allowed NQN prefixes are refused at Attach.
 
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 
+#include "helper/state/attach_registry.h"
+#include "helper/transport/nvme_sysfs.h"
 #include "helper/transport/transport.h"
 
 namespace lbcsi::helper {
@@ -27,10 +35,28 @@ struct NvmeDefaults {
   int reconnect_delay_seconds = 2;
 };
 
+// Who the transport is on this node and what it may attach.
+struct NvmeIdentity {
+  std::string host_nqn;
+  std::string host_id;
+  // Attach refuses a subsystem NQN that starts with none of these (empty: any).
+  std::vector<std::string> allowed_subsystem_prefixes;
+};
+
 class NvmeTransport final : public Transport {
  public:
-  NvmeTransport(std::string host_nqn, std::string host_id, NvmeDefaults defaults)
-      : host_nqn_(std::move(host_nqn)), host_id_(std::move(host_id)), defaults_(defaults) {}
+  NvmeTransport(NvmeIdentity identity, NvmeDefaults defaults, AttachRegistry registry,
+                NvmeSysfs sysfs = NvmeSysfs())
+      : identity_(std::move(identity)),
+        defaults_(defaults),
+        registry_(std::move(registry)),
+        sysfs_(std::move(sysfs)) {}
+
+  // First start with a registry: adopt the volumes already attached from an
+  // allowed subsystem over TCP with this host NQN (attached by an earlier
+  // helper that kept no registry), so their mounts stay manageable. Returns
+  // how many were adopted.
+  absl::StatusOr<int> SeedRegistry();
 
   std::string_view Name() const override { return "nvme"; }
   bool Development() const override { return false; }
@@ -46,18 +72,18 @@ class NvmeTransport final : public Transport {
   static std::string DescribeConnectError(int err);
 
  private:
-  struct Controller {
-    std::string name;     // nvme3
-    std::string address;  // traddr=..,trsvcid=..
-    std::string state;    // live, connecting, ...
-  };
-  std::vector<Controller> ControllersOf(const std::string& subsystem_nqn) const;
+  std::vector<NvmeController> ControllersOf(const std::string& subsystem_nqn) const;
   absl::Status Connect(const AttachSpec& spec);
+  absl::Status CheckSubsystemAllowed(const std::string& subsystem_nqn) const;
+  // The one namespace of `subsystem_nqn` that shows `volume_uuid`, or nullopt.
+  absl::StatusOr<std::optional<BlockDevice>> Resolve(const std::string& volume_uuid,
+                                                     const std::string& subsystem_nqn) const;
   std::mutex& SubsystemLock(const std::string& nqn);
 
-  std::string host_nqn_;
-  std::string host_id_;
+  NvmeIdentity identity_;
   NvmeDefaults defaults_;
+  AttachRegistry registry_;
+  NvmeSysfs sysfs_;
   std::mutex locks_mu_;
   std::map<std::string, std::unique_ptr<std::mutex>> subsystem_locks_;
 };

@@ -36,6 +36,32 @@ TEST(ValidateNqn, RefusesOptionInjectionAndGarbage) {
   }
 }
 
+TEST(ParseDiscoveryAddress, OnlyAddressLiteralsAndPortDigitsReachLibnvme) {
+  absl::StatusOr<v1::TargetAddress> ok = ParseDiscoveryAddress("10.0.0.7", "4420");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->ip(), "10.0.0.7");
+  EXPECT_EQ(ok->port(), 4420u);
+  EXPECT_TRUE(ParseDiscoveryAddress("fd00::7", "8009").ok());
+  // libnvme joins connect options as "%s,%s=%s": a comma in either field
+  // would add options of the target's choosing.
+  const std::pair<std::string, std::string> bad[] = {{"10.0.0.7", "4420,hdr_digest"},
+                                                     {"10.0.0.7,nr_io_queues=1", "4420"},
+                                                     {"10.0.0.7", ""},
+                                                     {"10.0.0.7", " 4420"},
+                                                     {"10.0.0.7", "+4420"},
+                                                     {"10.0.0.7", "0"},
+                                                     {"10.0.0.7", "65536"},
+                                                     {"10.0.0.7", "999999"},
+                                                     {"target.example", "4420"},
+                                                     {"[fd00::7]", "4420"},
+                                                     {"", "4420"},
+                                                     {std::string("10.0.0.7\0x", 10), "4420"}};
+  for (const auto& [ip, port] : bad) {
+    EXPECT_EQ(ParseDiscoveryAddress(ip, port).status().code(), absl::StatusCode::kInvalidArgument)
+        << ip << " " << port;
+  }
+}
+
 TEST(ValidateAddress, IpLiteralsAndPorts) {
   v1::TargetAddress a;
   a.set_ip("10.0.0.1");
