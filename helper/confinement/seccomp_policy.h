@@ -62,7 +62,8 @@ struct ArgCondition {
   unsigned arg = 0;
   uint64_t value = 0;
   const char* value_name = nullptr;
-  uint64_t mask = 0;  // kMaskedEq only: (arg & mask) == value
+  uint64_t mask = 0;                // kMaskedEq only: (arg & mask) == value
+  const char* mask_name = nullptr;  // when the mask is not the value itself
 };
 inline constexpr uint64_t kOwnPid = ~uint64_t{0};
 

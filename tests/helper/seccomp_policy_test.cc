@@ -172,6 +172,19 @@ std::vector<Forbidden> ForbiddenCases() {
       {"fork", [] { return Errno(syscall(SYS_fork)); }, 0},
       {"clone_without_thread",
        [] { return Errno(syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, 0)); }, 0},
+      // A thread in a new network namespace. Without CLONE_SIGHAND the kernel
+      // would answer EINVAL, so only the filter can make this a SIGSYS.
+      {"clone_thread_in_new_netns",
+       [] {
+         return Errno(
+             syscall(SYS_clone, CLONE_THREAD | CLONE_NEWNET, nullptr, nullptr, nullptr, 0));
+       },
+       0},
+      {"clone_thread_in_new_mount_ns",
+       [] {
+         return Errno(syscall(SYS_clone, CLONE_THREAD | CLONE_NEWNS, nullptr, nullptr, nullptr, 0));
+       },
+       0},
       {"ptrace", [] { return Errno(ptrace(PTRACE_TRACEME, 0, nullptr, nullptr)); }, 0},
       {"init_module", [] { return Errno(syscall(SYS_init_module, nullptr, 0, "")); }, 0},
       {"finit_module", [] { return Errno(syscall(SYS_finit_module, -1, "", 0)); }, 0},
