@@ -222,7 +222,9 @@ int main(int argc, char** argv) {
   // libcryptsetup/libdevmapper probe a few things once (udev, semaphores):
   // let them do so before the filter, then switch those paths off.
   crypto::InitLibraryForHelper();
-  if (absl::Status st = InstallHelperSeccomp(*seccomp_mode); !st.ok()) return Fail("seccomp", st);
+  if (absl::Status st = InstallHelperSeccomp(*seccomp_mode, transport_name == "loop"); !st.ok()) {
+    return Fail("seccomp", st);
+  }
   LOG(kInfo, "seccomp", {"mode", SeccompModeName(*seccomp_mode)});
 
   ServerOptions server_options;

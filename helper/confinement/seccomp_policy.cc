@@ -157,15 +157,16 @@ const SyscallRule kRules[] = {
     ALLOW_IF("ioctl", kIoctl, REQUEST(BLKALIGNOFF)), ALLOW_IF("ioctl", kIoctl, REQUEST(BLKGETZONESZ)),
     ALLOW_IF("ioctl", kIoctl, REQUEST(BLKROGET)), ALLOW_IF("ioctl", kIoctl, REQUEST(BLKROSET)),
     ALLOW_IF("ioctl", kIoctl, REQUEST(BLKRRPART)), ALLOW_IF("ioctl", kIoctl, REQUEST(BLKFLSBUF)),
-    ALLOW_IF("ioctl", kIoctl, REQUEST(LOOP_CTL_GET_FREE)),
-    ALLOW_IF("ioctl", kIoctl, REQUEST(LOOP_CTL_REMOVE)),
-    ALLOW_IF("ioctl", kIoctl, REQUEST(LOOP_CONFIGURE)), ALLOW_IF("ioctl", kIoctl, REQUEST(LOOP_SET_FD)),
-    ALLOW_IF("ioctl", kIoctl, REQUEST(LOOP_CLR_FD)),
-    ALLOW_IF("ioctl", kIoctl, REQUEST(LOOP_SET_STATUS64)),
-    ALLOW_IF("ioctl", kIoctl, REQUEST(LOOP_GET_STATUS64)),
-    ALLOW_IF("ioctl", kIoctl, REQUEST(LOOP_SET_CAPACITY)),
-    ALLOW_IF("ioctl", kIoctl, REQUEST(LOOP_SET_BLOCK_SIZE)),
-    ALLOW_IF("ioctl", kIoctl, REQUEST(LOOP_SET_DIRECT_IO)),
+    ALLOW_IF("ioctl", kLoopDevices, REQUEST(LOOP_CTL_GET_FREE)),
+    ALLOW_IF("ioctl", kLoopDevices, REQUEST(LOOP_CTL_REMOVE)),
+    ALLOW_IF("ioctl", kLoopDevices, REQUEST(LOOP_CONFIGURE)),
+    ALLOW_IF("ioctl", kLoopDevices, REQUEST(LOOP_SET_FD)),
+    ALLOW_IF("ioctl", kLoopDevices, REQUEST(LOOP_CLR_FD)),
+    ALLOW_IF("ioctl", kLoopDevices, REQUEST(LOOP_SET_STATUS64)),
+    ALLOW_IF("ioctl", kLoopDevices, REQUEST(LOOP_GET_STATUS64)),
+    ALLOW_IF("ioctl", kLoopDevices, REQUEST(LOOP_SET_CAPACITY)),
+    ALLOW_IF("ioctl", kLoopDevices, REQUEST(LOOP_SET_BLOCK_SIZE)),
+    ALLOW_IF("ioctl", kLoopDevices, REQUEST(LOOP_SET_DIRECT_IO)),
     ALLOW_IF("ioctl", kIoctl, REQUEST(NVME_IOCTL_ID)),
     ALLOW_IF("ioctl", kIoctl, REQUEST(NVME_IOCTL_RESCAN)),
     ALLOW_IF("ioctl", kIoctl, REQUEST(EXT4_IOC_RESIZE_FS)),
@@ -276,9 +277,12 @@ constexpr GroupText kGroups[] = {
      "libmount >= 2.39 probes these and falls back to mount(2) on ENOSYS; 2.38 uses them only "
      "for X-mount.idmap, which the helper never passes"},
     {SyscallGroup::kIoctl, "ioctl",
-     "block size/read-only/partition re-read, loop devices (development transport), NVMe "
-     "namespace id and rescan, ext4/xfs online grow, tty probes; anything else (discard, "
-     "zero-out, NVMe passthrough, SG_IO, BLKPG) gets ENOTTY"},
+     "block size/read-only/partition re-read, NVMe namespace id and rescan, ext4/xfs online "
+     "grow, tty probes; anything else (discard, zero-out, NVMe passthrough, SG_IO, BLKPG) gets "
+     "ENOTTY"},
+    {SyscallGroup::kLoopDevices, "loop-devices",
+     "the loop-device development transport (tests, the demo); loaded only when the helper "
+     "serves it, so an NVMe helper answers these requests with ENOTTY as well"},
     {SyscallGroup::kSockets, "sockets",
      "the gRPC server on a unix socket and kernel uevents (NETLINK_KOBJECT_UEVENT); IP sockets "
      "and other netlink protocols fail with an errno so a library probe survives; every other "
@@ -401,7 +405,7 @@ std::string RenderSeccompPolicy() {
   return out;
 }
 
-absl::Status InstallHelperSeccomp(SeccompMode mode) {
+absl::Status InstallHelperSeccomp(SeccompMode mode, bool loop_transport) {
   if (mode == SeccompMode::kOff) return absl::OkStatus();
   const uint32_t default_action =
       mode == SeccompMode::kEnforce ? SCMP_ACT_KILL_PROCESS : SCMP_ACT_LOG;
@@ -421,6 +425,7 @@ absl::Status InstallHelperSeccomp(SeccompMode mode) {
 
   for (const auto& rule : kRules) {
     if (rule.action == RuleAction::kDeny) continue;  // the default action handles it
+    if (rule.group == SyscallGroup::kLoopDevices && !loop_transport) continue;
     const int nr = seccomp_syscall_resolve_name(rule.syscall);
     if (nr == __NR_SCMP_ERROR) continue;  // e.g. legacy "open" on arm64: nothing to allow
     const uint32_t action =

@@ -38,6 +38,7 @@ enum class SyscallGroup {
   kMount,
   kNewMountApi,
   kIoctl,
+  kLoopDevices,
   kSockets,
   kCapabilities,
   kLibraryProbes,
@@ -89,6 +90,9 @@ std::string RenderSeccompPolicy();
 // kOff returns OK without loading anything. Irreversible for the process.
 // Sanitizer builds: LeakSanitizer needs ptrace, which the filter kills, so a
 // filtered process must run with ASAN_OPTIONS=detect_leaks=0.
-absl::Status InstallHelperSeccomp(SeccompMode mode);
+// `loop_transport`: the helper serves the loop-device development transport, so
+// the kLoopDevices rules load; otherwise those requests get ENOTTY like any
+// unlisted ioctl.
+absl::Status InstallHelperSeccomp(SeccompMode mode, bool loop_transport = false);
 
 }  // namespace lbcsi::helper

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <linux/dm-ioctl.h>
 #include <linux/fs.h>
+#include <linux/loop.h>
 #include <linux/netlink.h>
 #include <sched.h>
 #include <seccomp.h>
@@ -49,11 +50,12 @@ std::ostream& operator<<(std::ostream& os, const Outcome& o) {
 constexpr int kInstallFailed = 250;
 
 // Runs `body` in a child under the filter; body returns 0 or an errno.
-Outcome RunFiltered(const std::function<int()>& body, SeccompMode mode = SeccompMode::kEnforce) {
+Outcome RunFiltered(const std::function<int()>& body, SeccompMode mode = SeccompMode::kEnforce,
+                    bool loop_transport = false) {
   fflush(nullptr);
   const pid_t pid = fork();
   if (pid == 0) {
-    const absl::Status status = InstallHelperSeccomp(mode);
+    const absl::Status status = InstallHelperSeccomp(mode, loop_transport);
     if (!status.ok()) {
       const std::string msg = status.ToString() + "\n";
       (void)!write(2, msg.data(), msg.size());
@@ -234,6 +236,20 @@ TEST(SeccompEnforce, ForbiddenClassesGetTheirExactOutcome) {
       EXPECT_TRUE(FailedWith(o, f.expected_errno))
           << f.name << ": " << o << ", want " << strerror(f.expected_errno);
     }
+  }
+}
+
+// Loop-device requests reach the kernel only in a helper serving the development
+// transport; an NVMe helper gets the filter's ENOTTY (EBADF would be the kernel's).
+TEST(SeccompEnforce, LoopRequestsOnlyForTheLoopTransport) {
+  for (unsigned long request :
+       {static_cast<unsigned long>(LOOP_CTL_GET_FREE), static_cast<unsigned long>(LOOP_CONFIGURE),
+        static_cast<unsigned long>(LOOP_SET_FD), static_cast<unsigned long>(LOOP_CLR_FD)}) {
+    const auto try_it = [request] { return Errno(ioctl(-1, request, nullptr)); };
+    const Outcome nvme = RunFiltered(try_it);
+    EXPECT_TRUE(FailedWith(nvme, ENOTTY)) << std::hex << request << ": " << nvme;
+    const Outcome loop = RunFiltered(try_it, SeccompMode::kEnforce, /*loop_transport=*/true);
+    EXPECT_TRUE(FailedWith(loop, EBADF)) << std::hex << request << ": " << loop;
   }
 }
 
