@@ -350,6 +350,7 @@ absl::Status NodeService::AttachProbeFormatMount(const std::string& uuid, const 
     freq.set_fs_type(HelperFs(fs));
     freq.set_proof(static_cast<hv1::NeverWrittenProof>(proof));
     freq.set_encrypted(stage.encrypted);
+    *freq.mutable_mkfs() = opts.mkfs;
     LOG(kInfo, "formatting", {"volume_uuid", uuid}, {"fs_type", fs}, {"proof", ProofName(proof)});
     ASSIGN_OR_RETURN(hv1::FormatResponse formatted,
                      deps_.helper->Format(freq, HelperDeadline(deadline)));
@@ -554,6 +555,7 @@ absl::Status NodeService::Stage(const csi::v1::NodeStageVolumeRequest& req, absl
     }
     passphrase = it->second;
   }
+  ASSIGN_OR_RETURN(hv1::MkfsOptions mkfs, CheckMkfsOptions(req.volume_context(), cap));
   if (!cap.block && cap.multi_node && !cap.reader_only) {
     return absl::FailedPreconditionError(
         "a filesystem cannot be written from several nodes: use a block volume or a read-only "
@@ -612,6 +614,7 @@ absl::Status NodeService::Stage(const csi::v1::NodeStageVolumeRequest& req, absl
   CHECKPOINT("stage.after_intent");
 
   StageOptions sopts;
+  sopts.mkfs = mkfs;
   // Only volumes this driver created empty are known to have no content source.
   auto created_empty = req.volume_context().find(csictx::kCreatedEmpty);
   sopts.has_content_source = created_empty == req.volume_context().end() ||

@@ -42,6 +42,7 @@ struct NodeDeps {
 struct StageOptions {
   bool has_content_source = false;
   bool driver_owned_path = false;
+  hv1::MkfsOptions mkfs;  // checked by CheckMkfsOptions; used only when formatting
 };
 
 class NodeService final : public csi::v1::Node::Service {

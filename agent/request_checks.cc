@@ -4,6 +4,7 @@
 
 #include "common/status.h"
 #include "common/strings.h"
+#include "mkfsopts/mkfs_options.h"
 
 namespace lbcsi::agent {
 
@@ -133,6 +134,30 @@ bool KubeletKeepsTrack(const absl::Status& s) {
 bool IsPathRefusal(const absl::Status& s) {
   return s.code() == absl::StatusCode::kInvalidArgument ||
          s.code() == absl::StatusCode::kPermissionDenied;
+}
+
+absl::StatusOr<lbcsi::helper::v1::MkfsOptions> CheckMkfsOptions(
+    const google::protobuf::Map<std::string, std::string>& volume_context,
+    const CapabilityInfo& cap) {
+  namespace hv1 = lbcsi::helper::v1;
+  hv1::MkfsOptions out;
+  if (cap.block) return out;
+  absl::StatusOr<mkfsopts::MkfsOptions> parsed = mkfsopts::ParseMap(volume_context);
+  if (!parsed.ok()) return mkfsopts::Under("volume_context", parsed.status());
+  const mkfsopts::Fs fs = cap.fs_type == "xfs" ? mkfsopts::Fs::kXfs : mkfsopts::Fs::kExt4;
+  RETURN_IF_ERROR(mkfsopts::Under("volume_context", mkfsopts::Check(*parsed, fs)));
+  auto to_proto = [](mkfsopts::Switch s) {
+    return s == mkfsopts::Switch::kOn    ? hv1::MKFS_SWITCH_ON
+           : s == mkfsopts::Switch::kOff ? hv1::MKFS_SWITCH_OFF
+                                         : hv1::MKFS_SWITCH_DEFAULT;
+  };
+  out.set_block_size(parsed->block_size);
+  out.set_inode_size(parsed->inode_size);
+  out.set_bytes_per_inode(parsed->bytes_per_inode);
+  out.set_cluster_size(parsed->cluster_size);
+  out.set_xfs_reflink(to_proto(parsed->xfs_reflink));
+  out.set_xfs_crc(to_proto(parsed->xfs_crc));
+  return out;
 }
 
 }  // namespace lbcsi::agent

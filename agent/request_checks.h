@@ -12,6 +12,7 @@
 #include "agent/mount_flags.h"
 #include "csi/v1/csi.pb.h"
 #include "kubeletpaths/kubelet_paths.h"
+#include "lbcsi/helper/v1/helper.pb.h"
 #include "volumeid/resource_id.h"
 
 namespace lbcsi::agent {
@@ -62,6 +63,14 @@ std::string VolumeKey(std::string_view volume_id);
 // unsupported fs type or a mount flag outside the allow-list.
 absl::StatusOr<CapabilityInfo> CheckCapability(std::string_view field,
                                                const csi::v1::VolumeCapability& cap);
+
+// The volume context's mkfs options (set by the controller from the
+// StorageClass, or written by hand in a static PV), checked for the filesystem
+// `cap` asks for (ext4 when it names none) before anything is attached.
+// Empty for block volumes, which are never formatted. INVALID_ARGUMENT.
+absl::StatusOr<lbcsi::helper::v1::MkfsOptions> CheckMkfsOptions(
+    const google::protobuf::Map<std::string, std::string>& volume_context,
+    const CapabilityInfo& cap);
 
 // A volume id of ours; NOT_FOUND when it cannot name one of our volumes.
 absl::StatusOr<ResourceId> ParseVolumeId(std::string_view volume_id);

@@ -9,6 +9,7 @@
 #include "controller/internal.h"
 #include "csicontext/keys.h"
 #include "lightos/state_names.h"
+#include "mkfsopts/mkfs_options.h"
 #include "scparams/storage_class.h"
 
 namespace lbcsi::controller {
@@ -51,6 +52,20 @@ bool HasSingleNodeMode(const Capability& c) {
   return !c.MultiNode();
 }
 
+// The StorageClass's mkfs options must suit every filesystem the request names
+// (a capability without fs_type gets the node's default, checked there).
+absl::Status CheckMkfsFits(
+    const mkfsopts::MkfsOptions& mkfs,
+    const google::protobuf::RepeatedPtrField<csi::v1::VolumeCapability>& caps) {
+  for (const csi::v1::VolumeCapability& cap : caps) {
+    if (!cap.has_mount() || cap.mount().fs_type().empty()) continue;
+    mkfsopts::Fs fs = cap.mount().fs_type() == "xfs" ? mkfsopts::Fs::kXfs : mkfsopts::Fs::kExt4;
+    absl::Status fits = mkfsopts::Under("parameters", mkfsopts::Check(mkfs, fs));
+    if (!fits.ok()) return Annotate(fits, Cat("with fs_type ", cap.mount().fs_type()));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ControllerService::DoCreateVolume(const Opts& o,
@@ -69,6 +84,7 @@ absl::Status ControllerService::DoCreateVolume(const Opts& o,
   }
   ASSIGN_OR_RETURN(StorageClassParams params, ParseStorageClassParams(req.parameters()));
   if (!req.parameters().contains(sc_keys::kMgmtScheme)) params.scheme = options_.default_scheme;
+  RETURN_IF_ERROR(CheckMkfsFits(params.mkfs, req.volume_capabilities()));
   ASSIGN_OR_RETURN(MutableParams mutables, ParseMutableParams(req.mutable_parameters()));
   std::string qos = req.mutable_parameters().contains(sc_keys::kQosPolicyName)
                         ? mutables.qos_policy_name
@@ -265,6 +281,10 @@ absl::Status ControllerService::DoCreateVolume(const Opts& o,
   out->set_volume_id(volume_id);
   out->set_capacity_bytes(internal::CsiBytes(vol->size_bytes));
   internal::FillVolumeContext(*vol, out->mutable_volume_context());
+  // The node formats with these (docs/design.md "mkfs options").
+  for (auto& [key, value] : mkfsopts::ToKeys(params.mkfs)) {
+    (*out->mutable_volume_context())[key] = value;
+  }
   if (req.has_volume_content_source()) *out->mutable_content_source() = req.volume_content_source();
   LOG(kInfo, "volume ready", {"name", req.name()}, {"volume_id", volume_id},
       {"bytes", vol->size_bytes});

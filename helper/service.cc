@@ -502,6 +502,7 @@ absl::Status HelperService::DoFormat(const v1::FormatRequest& req, absl::Time de
   if (req.fs_type() != v1::FS_TYPE_EXT4 && req.fs_type() != v1::FS_TYPE_XFS) {
     return InvalidField("fs_type", "must be FS_TYPE_EXT4 or FS_TYPE_XFS");
   }
+  ASSIGN_OR_RETURN(mkfsopts::MkfsOptions mkfs, ValidateMkfsOptions(req.mkfs(), req.fs_type()));
   RETURN_IF_ERROR(CheckMayWriteHeader(req.read_only(), req.multi_node(), req.proof(), "format"));
   const std::string uuid = req.volume_uuid();
   ASSIGN_OR_RETURN(InFlight::Guard guard, Acquire(uuid, {}));
@@ -538,6 +539,11 @@ absl::Status HelperService::DoFormat(const v1::FormatRequest& req, absl::Time de
   if (ioctl(probe_fd.get(), BLKROGET, &ro) == 0 && ro) {
     return absl::FailedPreconditionError(Cat("volume ", uuid, "'s device is read-only"));
   }
+  // Rule 1, the part the helper proves itself beyond the blank probe: data
+  // without a signature usually starts or ends in these ranges. Not for a LUKS
+  // mapping (fresh ciphertext never reads as zeros; the raw device was checked
+  // before luksFormat) nor for finishing our own interrupted format.
+  if (!resume && !req.encrypted()) RETURN_IF_ERROR(CheckEndsReadZero(probe_fd.get(), uuid));
   // O_EXCL: the kernel refuses if anything has the device mounted or claimed.
   // Released again at once: mkfs takes its own exclusive open.
   RETURN_IF_ERROR(OpenDevice(dev, O_RDONLY | O_EXCL).status());
@@ -559,8 +565,9 @@ absl::Status HelperService::DoFormat(const v1::FormatRequest& req, absl::Time de
   auto job = std::make_shared<Job>();
   LOG(kInfo, "formatting", {"volume", uuid}, {"fs", want}, {"device", dev.name},
       {"resume", resume});
-  std::thread([this, job, uuid, resume, fs = req.fs_type(), fd = std::move(dev_fd)]() mutable {
-    absl::Status st = mkfs_->RunMkfs(fs, fd.get(), resume);
+  std::thread([this, job, uuid, resume, mkfs, fs = req.fs_type(),
+               fd = std::move(dev_fd)]() mutable {
+    absl::Status st = mkfs_->RunMkfs(fs, fd.get(), resume, mkfs);
     if (st.ok() && fsync(fd.get()) != 0) {
       st = absl::InternalError(Cat("fsync after mkfs: ", std::strerror(errno)));
     }
@@ -756,6 +763,12 @@ absl::Status HelperService::DoPublish(const v1::PublishRequest& req, v1::Publish
   // Source: the staged mount of this volume, or its device node.
   UniqueFd source;
   if (block) {
+    // A half-made filesystem is never handed to a pod, as a device no more than as a mount.
+    ASSIGN_OR_RETURN(std::optional<v1::FsType> unfinished, format_state_.Get(req.volume_uuid()));
+    if (unfinished) {
+      return absl::FailedPreconditionError(
+          Cat("volume ", req.volume_uuid(), " has an unfinished format; stage it to finish"));
+    }
     ASSIGN_OR_RETURN(source, OpenDevice(dev, O_PATH));
   } else {
     ASSIGN_OR_RETURN(std::optional<MountEntry> staged, MountAt(*staging));

@@ -66,6 +66,7 @@ absl::Status HelperService::DoFormatEncrypted(v1::FormatEncryptedRequest& req,
   if (ioctl(probe_fd.get(), BLKROGET, &ro) == 0 && ro) {
     return absl::FailedPreconditionError(Cat("volume ", uuid, "'s device is read-only"));
   }
+  RETURN_IF_ERROR(CheckEndsReadZero(probe_fd.get(), uuid));  // rule 1, as in Format
   // O_EXCL: the kernel refuses if anything has the device mounted or claimed.
   RETURN_IF_ERROR(OpenDevice(dev, O_RDONLY | O_EXCL).status());
   LOG(kInfo, "writing a LUKS2 header", {"volume", uuid}, {"device", dev.name},

@@ -196,4 +196,28 @@ absl::StatusOr<MountOptionSet> BuildMountOptions(
   return out;
 }
 
+absl::StatusOr<mkfsopts::MkfsOptions> ValidateMkfsOptions(const v1::MkfsOptions& options,
+                                                          v1::FsType fs_type) {
+  auto to_switch = [](v1::MkfsSwitch s,
+                      std::string_view field) -> absl::StatusOr<mkfsopts::Switch> {
+    switch (s) {
+      case v1::MKFS_SWITCH_DEFAULT: return mkfsopts::Switch::kDefault;
+      case v1::MKFS_SWITCH_ON: return mkfsopts::Switch::kOn;
+      case v1::MKFS_SWITCH_OFF: return mkfsopts::Switch::kOff;
+      default: return absl::InvalidArgumentError(Cat(field, ": unknown value"));
+    }
+  };
+  mkfsopts::MkfsOptions out;
+  out.block_size = options.block_size();
+  out.inode_size = options.inode_size();
+  out.bytes_per_inode = options.bytes_per_inode();
+  out.cluster_size = options.cluster_size();
+  ASSIGN_OR_RETURN(out.xfs_reflink, to_switch(options.xfs_reflink(), "mkfs.xfs_reflink"));
+  ASSIGN_OR_RETURN(out.xfs_crc, to_switch(options.xfs_crc(), "mkfs.xfs_crc"));
+  RETURN_IF_ERROR(mkfsopts::Under(
+      "mkfs",
+      mkfsopts::Check(out, fs_type == v1::FS_TYPE_XFS ? mkfsopts::Fs::kXfs : mkfsopts::Fs::kExt4)));
+  return out;
+}
+
 }  // namespace lbcsi::helper

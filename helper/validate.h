@@ -10,6 +10,7 @@
 #include <absl/status/statusor.h>
 
 #include "lbcsi/helper/v1/helper.pb.h"
+#include "mkfsopts/mkfs_options.h"
 
 namespace lbcsi::helper {
 
@@ -34,6 +35,11 @@ absl::Status ValidateAddress(std::string_view field, const v1::TargetAddress& ad
 // digits. A discovery controller is not trusted more than a request.
 absl::StatusOr<v1::TargetAddress> ParseDiscoveryAddress(std::string_view traddr,
                                                         std::string_view trsvcid);
+
+// A FormatRequest's mkfs options for `fs_type`, with the same rules the
+// controller applied to the StorageClass (mkfsopts::Check).
+absl::StatusOr<mkfsopts::MkfsOptions> ValidateMkfsOptions(const v1::MkfsOptions& options,
+                                                          v1::FsType fs_type);
 
 // SELinux label user:role:type:level; the level may hold ',' (categories) and
 // '.' (ranges). Only [A-Za-z0-9_.:,-] are accepted. Quotes kubelet adds are

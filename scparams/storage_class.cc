@@ -21,7 +21,7 @@ absl::StatusOr<bool> ParseSwitch(const ParamMap& params, const char* key, bool a
   if (it->second == "enabled") return true;
   if (also_true_false && it->second == "true") return true;
   if (also_true_false && it->second == "false") return false;
-  return InvalidField(Key(key), "\"", it->second, "\" is not one of enabled, disabled",
+  return InvalidField(Key(key), "\"", Excerpt(it->second), "\" is not one of enabled, disabled",
                       also_true_false ? ", true, false" : "");
 }
 
@@ -39,6 +39,19 @@ bool IsQosPolicyName(std::string_view name) {
 
 absl::StatusOr<StorageClassParams> ParseStorageClassParams(const ParamMap& params) {
   StorageClassParams out;
+  // Unknown keys are ignored, so bound what a request may carry: no more than
+  // a StorageClass can hold in Kubernetes.
+  if (params.size() > kMaxParameters) {
+    return absl::InvalidArgumentError(
+        Cat("parameters: ", params.size(), " keys; at most ", kMaxParameters, " are accepted"));
+  }
+  size_t total = 0;
+  for (const auto& [key, value] : params) total += key.size() + value.size();
+  if (total > kMaxParameterBytes) {
+    return absl::InvalidArgumentError(Cat("parameters: ", total,
+                                          " bytes of keys and values; at most ", kMaxParameterBytes,
+                                          " are accepted"));
+  }
 
   auto ep = params.find(sc_keys::kMgmtEndpoint);
   if (ep == params.end() || ep->second.empty()) {
@@ -57,8 +70,8 @@ absl::StatusOr<StorageClassParams> ParseStorageClassParams(const ParamMap& param
   auto [ptr, ec] = std::from_chars(rtext.data(), rtext.data() + rtext.size(), replicas);
   if (ec != std::errc() || ptr != rtext.data() + rtext.size() || replicas < 1 ||
       replicas > kMaxReplicaCount) {
-    return InvalidField(Key(sc_keys::kReplicaCount), "\"", rtext, "\" is not a number from 1 to ",
-                        kMaxReplicaCount);
+    return InvalidField(Key(sc_keys::kReplicaCount), "\"", Excerpt(rtext),
+                        "\" is not a number from 1 to ", kMaxReplicaCount);
   }
   out.replica_count = replicas;
 
@@ -72,7 +85,7 @@ absl::StatusOr<StorageClassParams> ParseStorageClassParams(const ParamMap& param
 
   if (auto it = params.find(sc_keys::kProjectName); it != params.end() && !it->second.empty()) {
     if (!IsValidProjectName(it->second)) {
-      return InvalidField(Key(sc_keys::kProjectName), "\"", it->second,
+      return InvalidField(Key(sc_keys::kProjectName), "\"", Excerpt(it->second),
                           "\" is not a LightOS project name (lowercase letters, digits, '-' and "
                           "'.', 1 to 63 characters, starting and ending with a letter or digit)");
     }
@@ -88,7 +101,7 @@ absl::StatusOr<StorageClassParams> ParseStorageClassParams(const ParamMap& param
 
   if (auto it = params.find(sc_keys::kQosPolicyName); it != params.end() && !it->second.empty()) {
     if (!IsQosPolicyName(it->second)) {
-      return InvalidField(Key(sc_keys::kQosPolicyName), "\"", it->second,
+      return InvalidField(Key(sc_keys::kQosPolicyName), "\"", Excerpt(it->second),
                           "\" is not a valid policy name");
     }
     out.qos_policy_name = it->second;
@@ -101,6 +114,13 @@ absl::StatusOr<StorageClassParams> ParseStorageClassParams(const ParamMap& param
   out.pvc_name = get(sc_keys::kPvcName);
   out.pvc_namespace = get(sc_keys::kPvcNamespace);
   out.pv_name = get(sc_keys::kPvName);
+
+  // Which filesystem they are for is known only per capability (the controller
+  // checks that) or at the node; here they must suit ext4 or xfs.
+  absl::StatusOr<mkfsopts::MkfsOptions> mkfs = mkfsopts::ParseMap(params);
+  if (!mkfs.ok()) return mkfsopts::Under("parameters", mkfs.status());
+  RETURN_IF_ERROR(mkfsopts::Under("parameters", mkfsopts::Check(*mkfs, mkfsopts::Fs::kAny)));
+  out.mkfs = *mkfs;
   return out;
 }
 
@@ -114,11 +134,11 @@ absl::StatusOr<MutableParams> ParseMutableParams(
   MutableParams out;
   for (const auto& [key, value] : params) {
     if (key != sc_keys::kQosPolicyName) {
-      return InvalidField(Cat("mutable_parameters.", key),
+      return InvalidField(Cat("mutable_parameters.", Excerpt(key)),
                           "cannot be changed; only qos-policy-name is mutable");
     }
     if (!IsQosPolicyName(value)) {
-      return InvalidField("mutable_parameters.qos-policy-name", "\"", value,
+      return InvalidField("mutable_parameters.qos-policy-name", "\"", Excerpt(value),
                           "\" is not a valid policy name");
     }
     out.qos_policy_name = value;

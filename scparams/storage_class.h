@@ -1,7 +1,9 @@
 #pragma once
 // StorageClass parameters (CreateVolumeRequest.parameters), with the shipped
 // plugin's keys and values so existing StorageClasses keep working.
-// Unknown keys are ignored (as the shipped plugin does); errors name the key.
+// Unknown keys are ignored (as the shipped plugin does) within Kubernetes' own
+// bounds on count and size; errors name the key and never echo more than an
+// excerpt of a value.
 
 #include <cstdint>
 #include <map>
@@ -11,6 +13,7 @@
 #include <absl/status/statusor.h>
 #include <google/protobuf/map.h>
 
+#include "mkfsopts/mkfs_options.h"
 #include "volumeid/endpoints.h"
 #include "volumeid/resource_id.h"
 
@@ -31,6 +34,9 @@ inline constexpr char kPvName[] = "csi.storage.k8s.io/pv/name";
 }  // namespace sc_keys
 
 inline constexpr uint32_t kMaxReplicaCount = 3;
+// Kubernetes' own limits for StorageClass parameters (count, total bytes).
+inline constexpr size_t kMaxParameters = 512;
+inline constexpr size_t kMaxParameterBytes = 256 * 1024;
 
 struct StorageClassParams {
   std::vector<HostPort> mgmt_endpoints;  // canonical order
@@ -44,6 +50,8 @@ struct StorageClassParams {
   std::string pvc_name;
   std::string pvc_namespace;
   std::string pv_name;
+  // mkfs-* keys (mkfsopts): applied by the node when it formats the volume.
+  mkfsopts::MkfsOptions mkfs;
 };
 
 using ParamMap = std::map<std::string, std::string>;

@@ -7,27 +7,36 @@
 
 #include <csignal>
 #include <cstring>
+#include <string>
+#include <vector>
 
+#include "common/status.h"
 #include "common/strings.h"
+#include "helper/spawner/spawner.h"
 
 namespace lbcsi::helper {
 
-absl::Status DirectMkfsRunner::RunMkfs(v1::FsType fs_type, int device_fd, bool resume) {
+absl::Status DirectMkfsRunner::RunMkfs(v1::FsType fs_type, int device_fd, bool resume,
+                                       const mkfsopts::MkfsOptions& options) {
+  MkfsFs fs;
   const char* bin = nullptr;
-  const char* ext4[] = {"mkfs.ext4",       "-q",   "-E", "nodiscard,lazy_itable_init=1",
-                        "/proc/self/fd/3", nullptr};
-  const char* xfs[] = {"mkfs.xfs", "-q", "-K", "/proc/self/fd/3", nullptr};
-  const char* xfs_resume[] = {"mkfs.xfs", "-q", "-K", "-f", "/proc/self/fd/3", nullptr};
-  const char* const* argv = nullptr;
   if (fs_type == v1::FS_TYPE_EXT4) {
+    fs = MkfsFs::kExt4;
     bin = "/usr/sbin/mkfs.ext4";
-    argv = ext4;
   } else if (fs_type == v1::FS_TYPE_XFS) {
+    fs = MkfsFs::kXfs;
     bin = "/usr/sbin/mkfs.xfs";
-    argv = resume ? xfs_resume : xfs;
   } else {
     return absl::InvalidArgumentError("unsupported filesystem");
   }
+  RETURN_IF_ERROR(
+      mkfsopts::Check(options, fs == MkfsFs::kExt4 ? mkfsopts::Fs::kExt4 : mkfsopts::Fs::kXfs));
+  // The spawner's argv, device as fd 3.
+  const std::vector<std::string> args =
+      MkfsArgv(fs, resume ? MkfsMode::kResume : MkfsMode::kNew, options);
+  std::vector<char*> argv;
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
   pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) return absl::ResourceExhaustedError(Cat("fork: ", std::strerror(errno)));
@@ -38,7 +47,7 @@ absl::Status DirectMkfsRunner::RunMkfs(v1::FsType fs_type, int device_fd, bool r
     int devnull = open("/dev/null", O_RDWR);
     if (devnull >= 0) dup2(devnull, 0);
     closefrom(4);
-    execv(bin, const_cast<char* const*>(argv));
+    execv(bin, argv.data());
     _exit(127);
   }
   int status = 0;
@@ -47,7 +56,7 @@ absl::Status DirectMkfsRunner::RunMkfs(v1::FsType fs_type, int device_fd, bool r
   }
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return absl::OkStatus();
   return absl::InternalError(
-      Cat(argv[0], " failed (",
+      Cat(args[0], " failed (",
           WIFEXITED(status) ? Cat("exit ", WEXITSTATUS(status)) : Cat("signal ", WTERMSIG(status)),
           ")"));
 }

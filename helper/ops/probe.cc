@@ -1,6 +1,14 @@
 #include "helper/ops/probe.h"
 
 #include <blkid/blkid.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <vector>
 
 #include <memory>
 
@@ -86,6 +94,36 @@ absl::StatusOr<ProbeResult> ProbeDevice(int fd) {
   }
   out.kind = v1::CONTENT_KIND_BLANK;
   return out;
+}
+
+absl::Status CheckEndsReadZero(int fd, const std::string& volume_uuid) {
+  uint64_t size = 0;
+  if (ioctl(fd, BLKGETSIZE64, &size) != 0) {
+    return absl::InternalError(Cat("BLKGETSIZE64: ", std::strerror(errno)));
+  }
+  const uint64_t head = std::min<uint64_t>(kZeroCheckBytes, size);
+  const uint64_t tail_start = size > kZeroCheckBytes ? size - kZeroCheckBytes : 0;
+  std::vector<char> buf(64 << 10);
+  for (const auto& [start, end] : {std::pair{uint64_t{0}, head}, std::pair{tail_start, size}}) {
+    for (uint64_t off = start; off < end;) {
+      const size_t want = static_cast<size_t>(std::min<uint64_t>(buf.size(), end - off));
+      const ssize_t n = pread(fd, buf.data(), want, static_cast<off_t>(off));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        return absl::InternalError(Cat("reading volume ", volume_uuid, " at byte ", off, ": ",
+                                       n < 0 ? std::strerror(errno) : "unexpected end"));
+      }
+      auto nonzero = std::find_if(buf.begin(), buf.begin() + n, [](char c) { return c != 0; });
+      if (nonzero != buf.begin() + n) {
+        return absl::FailedPreconditionError(
+            Cat("volume ", volume_uuid, " probes blank but holds data (byte ",
+                off + static_cast<uint64_t>(nonzero - buf.begin()),
+                " is not zero); refusing to format a volume that may have been written"));
+      }
+      off += static_cast<uint64_t>(n);
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace lbcsi::helper

@@ -4,6 +4,7 @@
 // like wipefs's that must find nothing for BLANK. Any probe error is an error:
 // "could not read" is never "empty" (the data-loss pattern of other drivers).
 
+#include <cstddef>
 #include <string>
 
 #include <absl/status/statusor.h>
@@ -18,5 +19,12 @@ struct ProbeResult {
 };
 
 absl::StatusOr<ProbeResult> ProbeDevice(int fd);
+
+// Before the helper writes a header on a device that probed blank: the first
+// and last kZeroCheckBytes must read as zeros (data without any signature
+// usually starts or ends there). FAILED_PRECONDITION naming the offset of the
+// first non-zero byte; a read error is an error, never "zeros".
+inline constexpr size_t kZeroCheckBytes = 1 << 20;
+absl::Status CheckEndsReadZero(int fd, const std::string& volume_uuid);
 
 }  // namespace lbcsi::helper

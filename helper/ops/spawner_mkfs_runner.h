@@ -12,7 +12,8 @@ namespace lbcsi::helper {
 class SpawnerMkfsRunner final : public MkfsRunner {
  public:
   explicit SpawnerMkfsRunner(std::unique_ptr<Spawner> spawner) : spawner_(std::move(spawner)) {}
-  absl::Status RunMkfs(v1::FsType fs_type, int device_fd, bool resume) override;
+  absl::Status RunMkfs(v1::FsType fs_type, int device_fd, bool resume,
+                       const mkfsopts::MkfsOptions& options) override;
 
  private:
   std::unique_ptr<Spawner> spawner_;

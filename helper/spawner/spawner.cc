@@ -13,7 +13,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
+#include "common/status.h"
 #include "common/strings.h"
 
 namespace lbcsi::helper {
@@ -32,8 +34,34 @@ struct Request {
   uint32_t fs;
   uint64_t id;
   uint32_t mode;  // MkfsMode
+  // mkfsopts::MkfsOptions, field by field; checked again by the spawner.
+  uint32_t block_size;
+  uint32_t inode_size;
+  uint32_t bytes_per_inode;
+  uint32_t cluster_size;
+  uint32_t xfs_reflink;  // mkfsopts::Switch
+  uint32_t xfs_crc;
   uint32_t reserved;
 };
+
+mkfsopts::Fs OptionsFs(MkfsFs fs) {
+  return fs == MkfsFs::kExt4 ? mkfsopts::Fs::kExt4 : mkfsopts::Fs::kXfs;
+}
+
+// The options a request carries, or nullopt when they are not acceptable for its filesystem.
+std::optional<mkfsopts::MkfsOptions> RequestOptions(const Request& req) {
+  constexpr uint32_t kLastSwitch = static_cast<uint32_t>(mkfsopts::Switch::kOff);
+  if (req.xfs_reflink > kLastSwitch || req.xfs_crc > kLastSwitch) return std::nullopt;
+  mkfsopts::MkfsOptions o;
+  o.block_size = req.block_size;
+  o.inode_size = req.inode_size;
+  o.bytes_per_inode = req.bytes_per_inode;
+  o.cluster_size = req.cluster_size;
+  o.xfs_reflink = static_cast<mkfsopts::Switch>(req.xfs_reflink);
+  o.xfs_crc = static_cast<mkfsopts::Switch>(req.xfs_crc);
+  if (!mkfsopts::Check(o, OptionsFs(static_cast<MkfsFs>(req.fs))).ok()) return std::nullopt;
+  return o;
+}
 
 struct Reply {
   uint32_t magic;
@@ -125,8 +153,8 @@ void SendSimple(int sock, uint64_t id, ReplyKind kind, int err) {
   SendReply(sock, r);
 }
 
-[[noreturn]] void ExecMkfs(MkfsFs fs, MkfsMode mode, int binary_fd, int device_fd, int out_fd,
-                           pid_t spawner) {
+[[noreturn]] void ExecMkfs(MkfsFs fs, MkfsMode mode, const mkfsopts::MkfsOptions& options,
+                           int binary_fd, int device_fd, int out_fd, pid_t spawner) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != spawner) _exit(127);
   ResetSignals();
@@ -141,7 +169,7 @@ void SendSimple(int sock, uint64_t id, ReplyKind kind, int err) {
     _exit(127);
   }
   close_range(kChildBinaryFd + 1, ~0U, 0);
-  const std::vector<std::string> args = MkfsArgv(fs, mode);
+  const std::vector<std::string> args = MkfsArgv(fs, mode, options);
   std::vector<char*> argv;
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
@@ -155,8 +183,8 @@ void SendSimple(int sock, uint64_t id, ReplyKind kind, int err) {
   _exit(127);
 }
 
-void StartJob(int sock, const Request& req, int device_fd, const int binaries[2],
-              std::vector<Job>& jobs, int max_jobs) {
+void StartJob(int sock, const Request& req, const mkfsopts::MkfsOptions& options, int device_fd,
+              const int binaries[2], std::vector<Job>& jobs, int max_jobs) {
   struct stat st {};
   if (fstat(device_fd, &st) != 0 || !S_ISBLK(st.st_mode)) {
     SendSimple(sock, req.id, ReplyKind::kNotBlockDevice, errno);
@@ -178,8 +206,8 @@ void StartJob(int sock, const Request& req, int device_fd, const int binaries[2]
   const pid_t self = getpid();
   const pid_t pid = fork();
   if (pid == 0) {
-    ExecMkfs(fs, static_cast<MkfsMode>(req.mode), binaries[fs == MkfsFs::kExt4 ? 0 : 1], device_fd,
-             pipefd[1], self);
+    ExecMkfs(fs, static_cast<MkfsMode>(req.mode), options, binaries[fs == MkfsFs::kExt4 ? 0 : 1],
+             device_fd, pipefd[1], self);
   }
   const int fork_errno = errno;
   close(pipefd[1]);
@@ -221,13 +249,15 @@ bool ReadRequest(int sock, const int binaries[2], std::vector<Job>& jobs, int ma
                         req.fs == static_cast<uint32_t>(MkfsFs::kXfs);
   const bool valid_mode = req.mode == static_cast<uint32_t>(MkfsMode::kNew) ||
                           req.mode == static_cast<uint32_t>(MkfsMode::kResume);
-  if (n != sizeof(req) || req.magic != kMagic || !valid_fs || !valid_mode || fds.size() != 1 ||
-      (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) {
+  std::optional<mkfsopts::MkfsOptions> options;
+  if (n == sizeof(req) && valid_fs) options = RequestOptions(req);
+  if (n != sizeof(req) || req.magic != kMagic || !valid_fs || !valid_mode || !options ||
+      fds.size() != 1 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) {
     for (int fd : fds) close(fd);
     SendSimple(sock, req.id, ReplyKind::kBadRequest, 0);
     return true;
   }
-  StartJob(sock, req, fds[0], binaries, jobs, max_jobs);
+  StartJob(sock, req, *options, fds[0], binaries, jobs, max_jobs);
   return true;
 }
 
@@ -323,14 +353,18 @@ void FinishJob(int sock, Job& job) {
 
 }  // namespace
 
-std::vector<std::string> MkfsArgv(MkfsFs fs, MkfsMode mode) {
-  const std::string device = Cat("/proc/self/fd/", kChildDeviceFd);
+std::vector<std::string> MkfsArgv(MkfsFs fs, MkfsMode mode, const mkfsopts::MkfsOptions& options) {
+  std::vector<std::string> argv;
   if (fs == MkfsFs::kExt4) {
     // mkfs.ext4 never asks without a terminal: the same argv resumes.
-    return {"mkfs.ext4", "-q", "-E", "nodiscard,lazy_itable_init=1,lazy_journal_init=1", device};
+    argv = {"mkfs.ext4", "-q", "-E", "nodiscard,lazy_itable_init=1,lazy_journal_init=1"};
+  } else {
+    argv = {"mkfs.xfs", "-q", "-K"};
+    if (mode == MkfsMode::kResume) argv.emplace_back("-f");
   }
-  if (mode == MkfsMode::kResume) return {"mkfs.xfs", "-q", "-K", "-f", device};
-  return {"mkfs.xfs", "-q", "-K", device};
+  for (std::string& a : mkfsopts::Arguments(options, OptionsFs(fs))) argv.push_back(std::move(a));
+  argv.push_back(Cat("/proc/self/fd/", kChildDeviceFd));
+  return argv;
 }
 
 struct Spawner::Pending {
@@ -404,7 +438,7 @@ void Spawner::ReadResponses() {
 }
 
 absl::StatusOr<MkfsResult> Spawner::RunMkfs(MkfsFs fs, int device_fd, absl::Time deadline,
-                                            MkfsMode mode) {
+                                            MkfsMode mode, const mkfsopts::MkfsOptions& options) {
   if (fs != MkfsFs::kExt4 && fs != MkfsFs::kXfs) {
     return absl::InvalidArgumentError("unknown filesystem for mkfs");
   }
@@ -412,11 +446,21 @@ absl::StatusOr<MkfsResult> Spawner::RunMkfs(MkfsFs fs, int device_fd, absl::Time
     return absl::InvalidArgumentError("unknown mkfs mode");
   }
   if (device_fd < 0) return absl::InvalidArgumentError("no device fd");
+  RETURN_IF_ERROR(mkfsopts::Check(options, OptionsFs(fs)));
   // The reply reader starts with the first call, not in Start(): the helper
   // drops capabilities after Start() and that must happen while single-threaded.
   std::call_once(reader_started_, [this] { reader_ = std::thread([this] { ReadResponses(); }); });
   auto pending = std::make_shared<Pending>();
-  Request req{kMagic, static_cast<uint32_t>(fs), 0, static_cast<uint32_t>(mode), 0};
+  Request req{};
+  req.magic = kMagic;
+  req.fs = static_cast<uint32_t>(fs);
+  req.mode = static_cast<uint32_t>(mode);
+  req.block_size = options.block_size;
+  req.inode_size = options.inode_size;
+  req.bytes_per_inode = options.bytes_per_inode;
+  req.cluster_size = options.cluster_size;
+  req.xfs_reflink = static_cast<uint32_t>(options.xfs_reflink);
+  req.xfs_crc = static_cast<uint32_t>(options.xfs_crc);
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (dead_) return absl::UnavailableError("the mkfs spawner has exited");

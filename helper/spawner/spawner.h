@@ -8,8 +8,11 @@
 // and runs the mkfs binary it opened at start-up (fexecve, so replacing the
 // file on disk later changes nothing) with a fixed argv, no shell and a fixed
 // environment:
-//   ext4: mkfs.ext4 -q -E nodiscard,lazy_itable_init=1,lazy_journal_init=1 /proc/self/fd/3
-//   xfs:  mkfs.xfs -q -K /proc/self/fd/3
+//   ext4: mkfs.ext4 -q -E nodiscard,lazy_itable_init=1,lazy_journal_init=1 [options] DEV
+//   xfs:  mkfs.xfs -q -K [options] DEV
+// where DEV is /proc/self/fd/3.
+// [options] are the StorageClass's mkfs tunables (mkfsopts), sent as numbers and
+// turned into arguments here, after the spawner has checked them itself.
 // No -f for xfs: mkfs.xfs's own "existing filesystem" check stays on as a last
 // guard. mkfs.ext4 asks only on a terminal and stdin is /dev/null, so for ext4
 // the helper's libblkid probe (docs/design.md rule 1) is the only guard.
@@ -36,6 +39,8 @@
 #include <absl/status/statusor.h>
 #include <absl/time/time.h>
 
+#include "mkfsopts/mkfs_options.h"
+
 namespace lbcsi::helper {
 
 enum class MkfsFs : uint32_t { kExt4 = 1, kXfs = 2 };
@@ -53,8 +58,10 @@ struct MkfsResult {
   std::string output_tail;  // the last few KiB of its stdout+stderr
 };
 
-// The argv the spawner runs for `fs` (argv[0] first, device path last).
-std::vector<std::string> MkfsArgv(MkfsFs fs, MkfsMode mode = MkfsMode::kNew);
+// The argv the spawner runs for `fs` (argv[0] first, device path last); `options`
+// must already pass mkfsopts::Check for `fs`.
+std::vector<std::string> MkfsArgv(MkfsFs fs, MkfsMode mode = MkfsMode::kNew,
+                                  const mkfsopts::MkfsOptions& options = {});
 
 class Spawner {
  public:
@@ -72,9 +79,11 @@ class Spawner {
   // whatever its exit code. INVALID_ARGUMENT when the fd is not a block device,
   // RESOURCE_EXHAUSTED when too many formats run, UNAVAILABLE when the spawner
   // is gone, DEADLINE_EXCEEDED when `deadline` passes first (mkfs goes on).
+  // `options` are checked here and again by the spawner (INVALID_ARGUMENT).
   absl::StatusOr<MkfsResult> RunMkfs(MkfsFs fs, int device_fd,
                                      absl::Time deadline = absl::InfiniteFuture(),
-                                     MkfsMode mode = MkfsMode::kNew);
+                                     MkfsMode mode = MkfsMode::kNew,
+                                     const mkfsopts::MkfsOptions& options = {});
 
   pid_t pid() const { return pid_; }
 

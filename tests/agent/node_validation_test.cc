@@ -68,6 +68,43 @@ TEST_F(ValidationTest, StageInvalidFieldsAreInvalidArgument) {
   EXPECT_EQ(env.helper_.CountCalls("Attach"), 0);
 }
 
+TEST_F(ValidationTest, MkfsOptionsFromTheVolumeContextReachTheFormat) {
+  env.AddBlank(1);
+  auto r = env.StageReq(1, AgentEnv::MountCap("ext4"));
+  (*r.mutable_volume_context())["mkfs-block-size"] = "1024";
+  (*r.mutable_volume_context())["mkfs-ext4-cluster-size"] = "65536";
+  ASSERT_TRUE(env.Stage(r).ok());
+  ASSERT_EQ(env.helper_.Formats().size(), 1u);
+  EXPECT_EQ(env.helper_.Formats()[0].mkfs().block_size(), 1024u);
+  EXPECT_EQ(env.helper_.Formats()[0].mkfs().cluster_size(), 65536u);
+  EXPECT_EQ(env.helper_.Formats()[0].mkfs().inode_size(), 0u);
+}
+
+TEST_F(ValidationTest, MkfsOptionsThatDoNotFitAreRefusedBeforeAnyAttach) {
+  // A hand-written PV (static provisioning) reaches the node without the controller's check.
+  const std::pair<const char*, const char*> bad[] = {
+      {"mkfs-xfs-reflink", "enabled"},         // xfs only, the capability says ext4
+      {"mkfs-block-size", "65536"},            // above the page size
+      {"mkfs-block-size", "1k"},               // no units
+      {"mkfs-extra-args", "-O ^has_journal"},  // no such option
+  };
+  for (const auto& [key, value] : bad) {
+    auto r = env.StageReq(1, AgentEnv::MountCap("ext4"));
+    (*r.mutable_volume_context())[key] = value;
+    grpc::Status st = env.Stage(r);
+    EXPECT_EQ(st.error_code(), StatusCode::INVALID_ARGUMENT) << key;
+    EXPECT_NE(st.error_message().find(std::string("volume_context.") + key), std::string::npos)
+        << st.error_message();
+  }
+  EXPECT_EQ(env.helper_.CountCalls("Attach"), 0);
+  // A block volume is never formatted: its mkfs options are not looked at.
+  env.AddBlank(2);
+  auto block = env.StageReq(2, AgentEnv::BlockCap());
+  (*block.mutable_volume_context())["mkfs-xfs-reflink"] = "enabled";
+  EXPECT_TRUE(env.Stage(block).ok());
+  EXPECT_TRUE(env.helper_.Formats().empty());
+}
+
 TEST_F(ValidationTest, MalformedOrMissingVolumeIsNotFound) {
   CSI_CONFORMANCE("NodeStageVolume.E.NOT_FOUND.volume_missing");
   auto r = env.StageReq(1, AgentEnv::MountCap());

@@ -556,6 +556,40 @@ TEST_F(Conformance, BlockVolumeIsADeviceAtTheTarget) {
   UnpublishAndDelete(p.id);
 }
 
+// A StorageClass's mkfs options travel CreateVolume -> volume context -> NodeStage -> helper ->
+// spawner, and the filesystem the pod sees has them.
+TEST_F(Conformance, StorageClassMkfsOptionsShapeTheFilesystem) {
+  const std::string pv = "pv-mkfs";
+  auto create = c().CreateReq("conf-mkfs", kGiB, MountCap("ext4"));
+  (*create.mutable_parameters())["mkfs-block-size"] = "1024";
+  (*create.mutable_parameters())["mkfs-bytes-per-inode"] = "65536";
+  csi::v1::CreateVolumeResponse cr;
+  grpc::Status st = c().C(&Ctl::CreateVolume, create, &cr);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  const std::string id = cr.volume().volume_id();
+  EXPECT_EQ(cr.volume().volume_context().at("mkfs-block-size"), "1024");
+  csi::v1::ControllerPublishVolumeResponse pr;
+  ASSERT_TRUE(c().C(&Ctl::ControllerPublishVolume, c().PublishReq(id, MountCap("ext4")), &pr).ok());
+  c().PrepareNodeDirs(pv);
+  auto stage = c().StageReq(id, pv, pr.publish_context(), MountCap("ext4"));
+  *stage.mutable_volume_context() = cr.volume().volume_context();
+  st = c().C(&Nd::NodeStageVolume, stage);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  auto publish = c().NodePublishReq(id, pv, pr.publish_context(), MountCap("ext4"));
+  *publish.mutable_volume_context() = cr.volume().volume_context();
+  st = c().C(&Nd::NodePublishVolume, publish);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  struct statvfs vfs {};
+  ASSERT_EQ(::statvfs(c().Target(pv).c_str(), &vfs), 0);
+  EXPECT_EQ(vfs.f_bsize, 1024u);
+  // 1 GiB at one inode per 64 KiB: 16384 inodes, where mkfs's default (16 KiB) gives 65536.
+  EXPECT_LE(vfs.f_files, 16384u);
+  EXPECT_GT(vfs.f_files, 8192u);
+  ASSERT_TRUE(c().C(&Nd::NodeUnpublishVolume, c().NodeUnpublishReq(id, pv)).ok());
+  ASSERT_TRUE(c().C(&Nd::NodeUnstageVolume, c().UnstageReq(id, pv)).ok());
+  UnpublishAndDelete(id);
+}
+
 // covers: ControllerPublishVolume.E.NOT_FOUND.volume, ValidateVolumeCapabilities.E.NOT_FOUND
 // covers: ControllerGetVolume.E.NOT_FOUND, ControllerExpandVolume.E.NOT_FOUND
 // covers: ControllerModifyVolume.E.NOT_FOUND, GetSnapshot.E.NOT_FOUND

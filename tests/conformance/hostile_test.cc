@@ -658,6 +658,16 @@ TEST_F(Hostile, StorageClassParametersAndSizes) {
       return c().C(&Ctl::CreateVolume, r);
     });
   }
+  Case("CreateVolume 600 unknown keys", invalid, [&] {
+    auto r = c().CreateReq("hostile-param");
+    for (int i = 0; i < 600; ++i) (*r.mutable_parameters())["x-" + std::to_string(i)] = kMarker;
+    return c().C(&Ctl::CreateVolume, r);
+  });
+  Case("CreateVolume 300 KiB unknown value", invalid, [&] {
+    auto r = c().CreateReq("hostile-param");
+    (*r.mutable_parameters())["x-unknown"] = std::string(300 * 1024, 'u') + kMarker;
+    return c().C(&Ctl::CreateVolume, r);
+  });
   Case("CreateVolume 2000 endpoints", invalid, [&] {
     auto r = c().CreateReq("hostile-param");
     std::string m;

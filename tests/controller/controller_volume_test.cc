@@ -217,6 +217,36 @@ TEST_F(ControllerTest, VolumeContextSaysCreatedEmpty) {
   EXPECT_EQ(resp.volume().volume_context().at(csictx::kCreatedEmpty), "true");
 }
 
+TEST_F(ControllerTest, MkfsOptionsAreCheckedPerFsTypeAndCarriedToTheNode) {
+  csi::v1::CreateVolumeResponse resp;
+  auto req = CreateReq("tuned");
+  req.mutable_volume_capabilities(0)->mutable_mount()->set_fs_type("xfs");
+  (*req.mutable_parameters())["mkfs-block-size"] = "2048";
+  (*req.mutable_parameters())["mkfs-xfs-reflink"] = "disabled";
+  ASSERT_TRUE(Create(req, &resp).ok());
+  const auto& ctx = resp.volume().volume_context();
+  EXPECT_EQ(ctx.at("mkfs-block-size"), "2048");
+  EXPECT_EQ(ctx.at("mkfs-xfs-reflink"), "disabled");
+  EXPECT_FALSE(ctx.contains("mkfs-inode-size"));
+
+  // An xfs-only option with an ext4 capability, and a value out of range, are refused before
+  // anything is created.
+  const int creates = cluster_->Calls("CreateVolume");
+  auto wrong_fs = req;
+  wrong_fs.set_name("wrong-fs");
+  wrong_fs.mutable_volume_capabilities(0)->mutable_mount()->set_fs_type("ext4");
+  grpc::Status s = Create(wrong_fs, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("parameters.mkfs-xfs-reflink"));
+  EXPECT_THAT(s.error_message(), HasSubstr("fs_type ext4"));
+  auto odd = CreateReq("odd-block");
+  (*odd.mutable_parameters())["mkfs-block-size"] = "4096 -O ^has_journal";
+  s = Create(odd, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("parameters.mkfs-block-size"));
+  EXPECT_EQ(cluster_->Calls("CreateVolume"), creates);
+}
+
 // covers: CreateVolume.MUST.larger_than_source_has_data_and_size, CreateVolume.E.NOT_FOUND.source
 TEST_F(ControllerTest, RestoreFromSnapshotLargerThanSource) {
   std::string src = MustCreate("src", 2 * kGiB);

@@ -213,6 +213,67 @@ TEST_F(FormatRecordRules, RecordDoesNotLicenseOtherContent) {
   EXPECT_EQ(sb.st_blocks, 0) << "something was written to the blank volume";
 }
 
+// A half-made filesystem is not handed to a pod as a device either.
+TEST_F(FormatRecordRules, BlockPublishIsRefusedWhileAFormatRecordExists) {
+  if (dir_.empty()) return;
+  const std::string uuid = "3c000000-0000-4000-8000-000000000003";
+  MakeVolume(uuid, 64ull << 20);
+  WriteRecord(uuid, "ext4\n");
+  Attach(uuid);
+  v1::PublishRequest p;
+  p.set_volume_uuid(uuid);
+  p.set_target_path(BlockPublishPath("pv-half-made", "pod1"));
+  p.set_block_device(true);
+  v1::PublishResponse r;
+  grpc::Status st = Call(&Stub::Publish, p, &r);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  EXPECT_NE(st.error_message().find("unfinished format"), std::string::npos) << st.error_message();
+  EXPECT_FALSE(std::filesystem::exists(p.target_path()));
+  // Without the record the same request publishes.
+  ASSERT_EQ(unlink(FormatRecord(uuid).c_str()), 0);
+  st = Call(&Stub::Publish, p, &r);
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  v1::UnpublishRequest u;
+  u.set_target_path(p.target_path());
+  v1::UnpublishResponse ur;
+  ASSERT_TRUE(Call(&Stub::Unpublish, u, &ur).ok());
+  v1::DetachResponse dr;
+  ASSERT_TRUE(Detach(uuid, &dr).ok());
+}
+
+// Rule 1, the helper's own part beyond the probe: a volume that probes blank but
+// has data in its first or last MiB is not formatted, whatever proof comes with it.
+TEST_F(FormatRecordRules, DataInTheFirstOrLastMiBBlocksTheFormat) {
+  if (dir_.empty()) return;
+  constexpr uint64_t kVol = 64ull << 20;
+  struct Spot {
+    const char* uuid;
+    uint64_t offset;
+  };
+  for (const Spot& spot : {Spot{"3d000000-0000-4000-8000-000000000001", 700ull << 10},
+                           Spot{"3d000000-0000-4000-8000-000000000002", kVol - 4096}}) {
+    SCOPED_TRACE(spot.offset);
+    const std::string img = MakeVolume(spot.uuid, kVol);
+    {
+      std::fstream f(img, std::ios::in | std::ios::out | std::ios::binary);
+      f.seekp(static_cast<std::streamoff>(spot.offset));
+      f << "application data with no signature";
+    }
+    const std::string before = Sha256File(img);
+    Attach(spot.uuid);
+    ASSERT_EQ(Probe(spot.uuid).kind(), v1::CONTENT_KIND_BLANK);
+    v1::FormatResponse fr;
+    grpc::Status st = Call(&Stub::Format, FormatReq(spot.uuid, v1::FS_TYPE_EXT4), &fr, 300);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+    EXPECT_NE(st.error_message().find(Cat("byte ", spot.offset, " is not zero")), std::string::npos)
+        << st.error_message();
+    EXPECT_FALSE(Probe(spot.uuid).format_in_progress()) << "refused before the record";
+    v1::DetachResponse dr;
+    ASSERT_TRUE(Detach(spot.uuid, &dr).ok());
+    EXPECT_EQ(Sha256File(img), before) << "the volume changed";
+  }
+}
+
 // No record: a volume with a filesystem and files is never formatted again,
 // whatever the request and whatever proof it carries.
 TEST_F(FormatRecordRules, FilesystemWithoutRecordIsNeverFormattedAgain) {

@@ -245,7 +245,52 @@ TEST_F(HostileAgent, EveryRequestIsRefusedWithoutSideEffects) {
     };
   };
 
+  // Format of our blank attached volume with mkfs options the helper must refuse itself: without
+  // the check it would format the volume (a side effect the snapshot sees).
+  auto format_mkfs = [&](v1::FsType fs, std::function<void(v1::MkfsOptions*)> set) {
+    return [=, this] {
+      v1::FormatRequest fq;
+      fq.set_volume_uuid(block_);
+      fq.set_fs_type(fs);
+      fq.set_proof(v1::NEVER_WRITTEN_PROOF_CREATED_EMPTY);
+      set(fq.mutable_mkfs());
+      v1::FormatResponse r;
+      return Call(&Stub::Format, fq, &r, 120);
+    };
+  };
+
   std::vector<Case> cases;
+  // 0. mkfs options outside mkfsopts' ranges or for the other filesystem.
+  const v1::FsType kExt4 = v1::FS_TYPE_EXT4;
+  const v1::FsType kXfs = v1::FS_TYPE_XFS;
+  cases.push_back({"Format with an 8 KiB block",
+                   format_mkfs(kExt4, [](v1::MkfsOptions* o) { o->set_block_size(8192); }),
+                   StatusCode::INVALID_ARGUMENT, "mkfs.mkfs-block-size"});
+  cases.push_back({"Format with a block size that is no power of two",
+                   format_mkfs(kXfs, [](v1::MkfsOptions* o) { o->set_block_size(3000); }),
+                   StatusCode::INVALID_ARGUMENT, "mkfs.mkfs-block-size"});
+  cases.push_back({"Format xfs with bytes per inode (ext4 only)",
+                   format_mkfs(kXfs, [](v1::MkfsOptions* o) { o->set_bytes_per_inode(4096); }),
+                   StatusCode::INVALID_ARGUMENT, "applies to ext4 only"});
+  cases.push_back(
+      {"Format ext4 with reflink (xfs only)",
+       format_mkfs(kExt4, [](v1::MkfsOptions* o) { o->set_xfs_reflink(v1::MKFS_SWITCH_ON); }),
+       StatusCode::INVALID_ARGUMENT, "applies to xfs only"});
+  cases.push_back(
+      {"Format with an unknown switch value",
+       format_mkfs(kXfs,
+                   [](v1::MkfsOptions* o) { o->set_xfs_crc(static_cast<v1::MkfsSwitch>(7)); }),
+       StatusCode::INVALID_ARGUMENT, "mkfs.xfs_crc"});
+  cases.push_back({"Format ext4 with a 4 GiB cluster",
+                   format_mkfs(kExt4, [](v1::MkfsOptions* o) { o->set_cluster_size(1u << 31); }),
+                   StatusCode::INVALID_ARGUMENT, "mkfs.mkfs-ext4-cluster-size"});
+  cases.push_back({"Format ext4 with inodes larger than its blocks",
+                   format_mkfs(kExt4,
+                               [](v1::MkfsOptions* o) {
+                                 o->set_block_size(1024);
+                                 o->set_inode_size(2048);
+                               }),
+                   StatusCode::INVALID_ARGUMENT, "mkfs.mkfs-inode-size"});
   // 1. Paths outside kubelet's CSI layouts of this driver, in every path field.
   const std::string uid = "0f4a1c2e-7b3d-4e5f-9a8b-1c2d3e4f5a6b";
   const std::string R = root_;
@@ -377,6 +422,14 @@ TEST_F(HostileAgent, EveryRequestIsRefusedWithoutSideEffects) {
     const World after = Snapshot();
     EXPECT_TRUE(after == before) << "side effect";
     refused += st.error_code() == c.code;
+  }
+  // The refused Formats wrote nothing on the raw volume.
+  {
+    v1::ProbeRequest p;
+    p.set_volume_uuid(block_);
+    v1::ProbeResponse r;
+    ASSERT_TRUE(Call(&Stub::Probe, p, &r).ok());
+    EXPECT_EQ(r.kind(), v1::CONTENT_KIND_BLANK) << r.type();
   }
   // Detach of a volume the helper does not know leaves the foreign loop device alone.
   v1::DetachResponse dr;

@@ -45,6 +45,29 @@ TEST(SpawnerArgv, IsFixedAndNeverDiscards) {
   EXPECT_EQ(MkfsArgv(MkfsFs::kExt4, MkfsMode::kResume), MkfsArgv(MkfsFs::kExt4));
 }
 
+TEST(SpawnerArgv, MkfsOptionsGoBeforeTheDevice) {
+  mkfsopts::MkfsOptions ext4;
+  ext4.block_size = 1024;
+  ext4.cluster_size = 16384;
+  EXPECT_EQ(MkfsArgv(MkfsFs::kExt4, MkfsMode::kNew, ext4),
+            (std::vector<std::string>{"mkfs.ext4", "-q", "-E",
+                                      "nodiscard,lazy_itable_init=1,lazy_journal_init=1", "-b",
+                                      "1024", "-O", "bigalloc", "-C", "16384", "/proc/self/fd/3"}));
+  mkfsopts::MkfsOptions xfs;
+  xfs.inode_size = 1024;
+  xfs.xfs_reflink = mkfsopts::Switch::kOff;
+  EXPECT_EQ(MkfsArgv(MkfsFs::kXfs, MkfsMode::kResume, xfs),
+            (std::vector<std::string>{"mkfs.xfs", "-q", "-K", "-f", "-i", "size=1024", "-m",
+                                      "reflink=0", "/proc/self/fd/3"}));
+}
+
+uint32_t Le32(const unsigned char* p) {
+  return p[0] | p[1] << 8 | p[2] << 16 | uint32_t(p[3]) << 24;
+}
+uint32_t Be32(const unsigned char* p) {
+  return uint32_t(p[0]) << 24 | p[1] << 16 | p[2] << 8 | p[3];
+}
+
 TEST(SpawnerStart, RefusesMissingOrWritableBinary) {
   SpawnerConfig missing;
   missing.mkfs_ext4 = "/nonexistent/mkfs.ext4";
@@ -84,6 +107,66 @@ TEST(Spawner, FormatsXfs) {
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->exit_code, 0) << result->output_tail;
   EXPECT_EQ(ProbeType(dev.fd()), "xfs");
+}
+
+// The options reach mkfs: read back from the superblocks it wrote.
+TEST(Spawner, Ext4OptionsShapeTheFilesystem) {
+  LBCSI_REQUIRE_ROOT();
+  TempLoopDevice dev(kSmall);
+  ASSERT_GE(dev.fd(), 0) << dev.error();
+  auto spawner = StartOrDie();
+  ASSERT_NE(spawner, nullptr);
+  mkfsopts::MkfsOptions o;
+  o.block_size = 1024;
+  o.inode_size = 512;
+  o.cluster_size = 16384;
+  auto result =
+      spawner->RunMkfs(MkfsFs::kExt4, dev.fd(), absl::InfiniteFuture(), MkfsMode::kNew, o);
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_EQ(result->exit_code, 0) << result->output_tail;
+  unsigned char sb[1024];
+  ASSERT_EQ(pread(dev.fd(), sb, sizeof(sb), 1024), 1024);
+  EXPECT_EQ(1024u << Le32(sb + 24), 1024u);   // s_log_block_size
+  EXPECT_EQ(1024u << Le32(sb + 28), 16384u);  // s_log_cluster_size
+  EXPECT_EQ(sb[88] | sb[89] << 8, 512);       // s_inode_size
+  EXPECT_NE(Le32(sb + 100) & 0x200, 0u);      // RO_COMPAT_BIGALLOC
+}
+
+TEST(Spawner, XfsOptionsShapeTheFilesystem) {
+  LBCSI_REQUIRE_ROOT();
+  TempLoopDevice dev(kXfsSize);
+  ASSERT_GE(dev.fd(), 0) << dev.error();
+  auto spawner = StartOrDie();
+  ASSERT_NE(spawner, nullptr);
+  mkfsopts::MkfsOptions o;
+  o.block_size = 2048;
+  o.inode_size = 1024;
+  auto result = spawner->RunMkfs(MkfsFs::kXfs, dev.fd(), absl::InfiniteFuture(), MkfsMode::kNew, o);
+  ASSERT_TRUE(result.ok()) << result.status();
+  ASSERT_EQ(result->exit_code, 0) << result->output_tail;
+  unsigned char sb[512];
+  ASSERT_EQ(pread(dev.fd(), sb, sizeof(sb), 0), 512);
+  EXPECT_EQ(Be32(sb + 4), 2048u);           // sb_blocksize
+  EXPECT_EQ(sb[104] << 8 | sb[105], 1024);  // sb_inodesize
+}
+
+TEST(Spawner, RefusesOptionsThatDoNotFitTheFilesystemBeforeRunningMkfs) {
+  LBCSI_REQUIRE_ROOT();
+  TempLoopDevice dev(kXfsSize);
+  ASSERT_GE(dev.fd(), 0) << dev.error();
+  auto spawner = StartOrDie();
+  ASSERT_NE(spawner, nullptr);
+  mkfsopts::MkfsOptions ext4_only;
+  ext4_only.bytes_per_inode = 8192;
+  auto result =
+      spawner->RunMkfs(MkfsFs::kXfs, dev.fd(), absl::InfiniteFuture(), MkfsMode::kNew, ext4_only);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument) << result.status();
+  mkfsopts::MkfsOptions odd_block;
+  odd_block.block_size = 3000;
+  result =
+      spawner->RunMkfs(MkfsFs::kExt4, dev.fd(), absl::InfiniteFuture(), MkfsMode::kNew, odd_block);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument) << result.status();
+  EXPECT_EQ(ProbeType(dev.fd()), "");  // nothing was written
 }
 
 TEST(Spawner, FailureCarriesExitCodeAndOutputAndXfsDoesNotOverwrite) {

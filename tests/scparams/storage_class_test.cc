@@ -88,6 +88,27 @@ TEST(StorageClassTest, ErrorsNameTheKey) {
   ExpectFieldError(m, "host-encryption");
 }
 
+TEST(StorageClassTest, UnknownKeysAreBoundedAndValuesNeverEchoedWhole) {
+  ParamMap m = Minimal();
+  for (int i = 0; i < 600; ++i) m["x-" + std::to_string(i)] = "v";
+  EXPECT_EQ(ParseStorageClassParams(m).status().code(), absl::StatusCode::kInvalidArgument);
+  m = Minimal();
+  m["x-big"] = std::string(300 * 1024, 'a');
+  EXPECT_EQ(ParseStorageClassParams(m).status().code(), absl::StatusCode::kInvalidArgument);
+  m = Minimal();
+  m["x-unknown"] = "ignored";
+  EXPECT_TRUE(ParseStorageClassParams(m).ok()) << "unknown keys within the bounds are ignored";
+  const std::string secret = "password=" + std::string(5000, 's');
+  for (const char* key : {"replica-count", "compression", "project-name", "qos-policy-name"}) {
+    m = Minimal();
+    m[key] = secret;
+    absl::Status st = ParseStorageClassParams(m).status();
+    EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << key;
+    EXPECT_LT(st.message().size(), 400u) << key;
+    EXPECT_EQ(st.message().find(std::string(100, 's')), std::string::npos) << key;
+  }
+}
+
 TEST(StorageClassTest, CompressionWithEncryptionIsRefused) {
   ParamMap m = Minimal();
   m["compression"] = "enabled";
@@ -104,6 +125,24 @@ TEST(StorageClassTest, MutableParamsOnlyQos) {
   auto r = ParseMutableParams(bad);
   EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(r.status().message().find("mutable_parameters.replica-count"), std::string::npos);
+}
+
+TEST(StorageClassTest, MkfsOptionsAreParsedAndMisspeltOnesRefused) {
+  ParamMap m = Minimal();
+  m["mkfs-block-size"] = "1024";
+  m["mkfs-bytes-per-inode"] = "4096";
+  auto p = ParseStorageClassParams(m);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->mkfs.block_size, 1024u);
+  EXPECT_EQ(p->mkfs.bytes_per_inode, 4096u);
+  // Other unknown keys are ignored, but an mkfs-* key nobody knows would format with defaults
+  // the author did not ask for.
+  m = Minimal();
+  m["mkfs-block-sise"] = "1024";
+  ExpectFieldError(m, "mkfs-block-sise");
+  m = Minimal();
+  m["mkfs-inode-size"] = "100";
+  ExpectFieldError(m, "mkfs-inode-size");
 }
 
 }  // namespace
