@@ -1,6 +1,6 @@
 // lbcsi-helper: the privileged node helper. main() only wires things together:
-// configuration -> namespace check -> identity, roots, transport -> mkfs
-// spawner (forked while single-threaded) -> capability drop -> seccomp -> serve.
+// configuration -> namespace check -> identity, roots, transport -> the
+// spawner of mkfs and e2fsck (forked while single-threaded) -> capability drop -> seccomp -> serve.
 
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -19,7 +19,7 @@
 #include "helper/confinement/seccomp_policy.h"
 #include "helper/crypto/luks.h"
 #include "helper/host_identity.h"
-#include "helper/ops/spawner_mkfs_runner.h"
+#include "helper/ops/spawner_fs_tools.h"
 #include "helper/server.h"
 #include "helper/service.h"
 #include "helper/transport/nvme_transport.h"
@@ -198,8 +198,8 @@ int main(int argc, char** argv) {
 
   // Fork the spawner while single-threaded and before seccomp forbids exec.
   auto spawner = Spawner::Start(SpawnerConfig{});
-  if (!spawner.ok()) return Fail("mkfs spawner", spawner.status());
-  SpawnerMkfsRunner mkfs(std::move(*spawner));
+  if (!spawner.ok()) return Fail("spawner", spawner.status());
+  SpawnerFsTools fs_tools(std::move(*spawner));
 
   lbcsi::BlockTerminationSignals();
   if (absl::Status st = DropCapabilities(HelperCapabilities()); !st.ok()) {
@@ -217,7 +217,7 @@ int main(int argc, char** argv) {
   config.default_deadline = absl::Seconds(default_deadline);
   config.luks = luks;
   HelperService service(std::move(config), std::move(*guard), std::move(*layouts),
-                        std::move(transport), &mkfs, std::move(*format_state));
+                        std::move(transport), &fs_tools, std::move(*format_state));
 
   // libcryptsetup/libdevmapper probe a few things once (udev, semaphores):
   // let them do so before the filter, then switch those paths off.

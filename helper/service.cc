@@ -112,13 +112,13 @@ bool IsDeviceBind(const MountEntry& e, const BlockDevice& dev) {
 
 HelperService::HelperService(ServiceConfig config, PathGuard guard,
                              kubeletpaths::KubeletLayouts layouts,
-                             std::unique_ptr<Transport> transport, MkfsRunner* mkfs,
+                             std::unique_ptr<Transport> transport, FsTools* fs_tools,
                              FormatState format_state)
     : config_(std::move(config)),
       guard_(std::move(guard)),
       layouts_(std::move(layouts)),
       transport_(std::move(transport)),
-      mkfs_(mkfs),
+      fs_tools_(fs_tools),
       format_state_(std::move(format_state)) {}
 
 HelperService::~HelperService() {
@@ -548,7 +548,7 @@ absl::Status HelperService::DoFormat(const v1::FormatRequest& req, absl::Time de
   // Released again at once: mkfs takes its own exclusive open.
   RETURN_IF_ERROR(OpenDevice(dev, O_RDONLY | O_EXCL).status());
   ASSIGN_OR_RETURN(UniqueFd dev_fd, OpenDevice(dev, O_RDWR));
-  if (!mkfs_) return absl::FailedPreconditionError("no mkfs runner configured");
+  if (!fs_tools_) return absl::FailedPreconditionError("no filesystem tools configured");
   RETURN_IF_ERROR(format_state_.Record(uuid, req.fs_type()));
   {
     std::lock_guard<std::mutex> g(format_mu_);
@@ -567,7 +567,7 @@ absl::Status HelperService::DoFormat(const v1::FormatRequest& req, absl::Time de
       {"resume", resume});
   std::thread([this, job, uuid, resume, mkfs, fs = req.fs_type(),
                fd = std::move(dev_fd)]() mutable {
-    absl::Status st = mkfs_->RunMkfs(fs, fd.get(), resume, mkfs);
+    absl::Status st = fs_tools_->RunMkfs(fs, fd.get(), resume, mkfs);
     if (st.ok() && fsync(fd.get()) != 0) {
       st = absl::InternalError(Cat("fsync after mkfs: ", std::strerror(errno)));
     }
@@ -680,6 +680,7 @@ absl::Status HelperService::DoMount(const v1::MountRequest& req, v1::MountRespon
     RETURN_IF_ERROR(SetDeviceReadOnly(dev, true));  // docs/design.md rule 7
   } else if (busy.empty()) {
     RETURN_IF_ERROR(SetDeviceReadOnly(dev, false));  // a previous read-only stage left it set
+    if (want == "ext4") RETURN_IF_ERROR(PreenBeforeMount(req.volume_uuid(), dev));
   }
   ASSIGN_OR_RETURN(TargetState state, InspectNewTarget("staging_path", target));
   if (state != TargetState::kEmptyDirectory) {
@@ -699,6 +700,32 @@ absl::Status HelperService::DoMount(const v1::MountRequest& req, v1::MountRespon
   }
   LOG(kInfo, "mounted", {"volume", req.volume_uuid()}, {"path", target.path}, {"fs", want},
       {"options", opts.options});
+  return absl::OkStatus();
+}
+
+absl::Status HelperService::PreenBeforeMount(const std::string& volume_uuid,
+                                             const BlockDevice& dev) {
+  if (!fs_tools_) return absl::OkStatus();
+  // docs/design.md "Filesystem check before mount": only on a read-write
+  // stage of a device nothing else uses, so the repair cannot race a reader.
+  // O_EXCL as in Format: released at once, e2fsck takes its own exclusive open.
+  RETURN_IF_ERROR(OpenDevice(dev, O_RDONLY | O_EXCL).status());
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenDevice(dev, O_RDWR));
+  absl::StatusOr<PreenResult> preen = fs_tools_->PreenExt4(fd.get());
+  if (!preen.ok()) {
+    LOG(kWarn, "filesystem check refused the mount", {"volume", volume_uuid}, {"device", dev.name},
+        {"status", preen.status().ToString()});
+    return absl::Status(preen.status().code(),
+                        Cat("volume ", volume_uuid, ": ", preen.status().message()));
+  }
+  std::lock_guard<std::mutex> lock(preen_mu_);
+  if (preen->repaired) {
+    LOG(kWarn, "e2fsck repaired the filesystem before mounting", {"volume", volume_uuid},
+        {"device", dev.name}, {"output", preen->output_tail});
+    preen_notes_[volume_uuid] = "e2fsck -p repaired the filesystem before the last mount";
+  } else {
+    preen_notes_.erase(volume_uuid);
+  }
   return absl::OkStatus();
 }
 
@@ -1021,13 +1048,19 @@ absl::Status HelperService::DoStats(const v1::StatsRequest& req, v1::StatsRespon
       resp->set_used_inodes(sv.f_files - sv.f_ffree);
     }
   }
+  std::string note;  // a repair before the mount: worth knowing, not abnormal now
+  if (!req.volume_uuid().empty() && !block) {
+    std::lock_guard<std::mutex> lock(preen_mu_);
+    auto it = preen_notes_.find(req.volume_uuid());
+    if (it != preen_notes_.end()) note = Cat("; ", it->second);
+  }
   if (!problems.empty()) {
     std::string msg;
     for (const std::string& p : problems) msg += (msg.empty() ? "" : "; ") + p;
     resp->mutable_condition()->set_abnormal(true);
-    resp->mutable_condition()->set_message(msg);
+    resp->mutable_condition()->set_message(msg + note);
   } else {
-    resp->mutable_condition()->set_message("ok");
+    resp->mutable_condition()->set_message("ok" + note);
   }
   return absl::OkStatus();
 }

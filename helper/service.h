@@ -9,6 +9,7 @@
 
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -18,7 +19,7 @@
 
 #include "helper/crypto/luks.h"
 #include "helper/inflight.h"
-#include "helper/ops/mkfs_runner.h"
+#include "helper/ops/fs_tools.h"
 #include "helper/paths/mountinfo.h"
 #include "helper/paths/path_guard.h"
 #include "helper/state/format_state.h"
@@ -44,7 +45,7 @@ class HelperService final : public v1::NodeHelper::Service {
  public:
   // `layouts` is kubelet's root (the guard's root) and this driver's name.
   HelperService(ServiceConfig config, PathGuard guard, kubeletpaths::KubeletLayouts layouts,
-                std::unique_ptr<Transport> transport, MkfsRunner* mkfs, FormatState format_state);
+                std::unique_ptr<Transport> transport, FsTools* fs_tools, FormatState format_state);
   ~HelperService() override;  // waits for running mkfs jobs
 
   grpc::Status GetInfo(grpc::ServerContext*, const v1::GetInfoRequest*,
@@ -124,18 +125,24 @@ class HelperService final : public v1::NodeHelper::Service {
   // nullopt when the volume is not attached or (encrypted) its mapping is closed.
   absl::StatusOr<std::optional<BlockDevice>> FindVolumeDevice(const std::string& volume_uuid,
                                                               bool encrypted);
+  // e2fsck -p on the unmounted ext4 filesystem of `dev` before a read-write
+  // stage (docs/design.md "Filesystem check before mount").
+  absl::Status PreenBeforeMount(const std::string& volume_uuid, const BlockDevice& dev);
 
   ServiceConfig config_;
   PathGuard guard_;
   kubeletpaths::KubeletLayouts layouts_;
   std::unique_ptr<Transport> transport_;
-  MkfsRunner* mkfs_;
+  FsTools* fs_tools_;
   FormatState format_state_;
   InFlight inflight_;
 
   std::mutex format_mu_;
   std::condition_variable format_cv_;
   std::set<std::string> formatting_;  // volumes with mkfs running now
+
+  std::mutex preen_mu_;
+  std::map<std::string, std::string> preen_notes_;  // volume -> what its last preen repaired
 };
 
 }  // namespace lbcsi::helper

@@ -93,7 +93,7 @@ const SyscallRule kRules[] = {
     ALLOW("getcpu", kRuntime), ALLOW("sysinfo", kRuntime), ALLOW("getrlimit", kRuntime),
     ALLOW_IF("prlimit64", kRuntime, EQ(2, 0)),  // read-only: new_limit == NULL
     ALLOW("umask", kRuntime), ALLOW("getcwd", kRuntime), ALLOW("getrusage", kRuntime),
-    ALLOW("wait4", kRuntime), ALLOW("waitid", kRuntime),  // reaping the mkfs spawner
+    ALLOW("wait4", kRuntime), ALLOW("waitid", kRuntime),  // reaping the spawner
 
     // --- threads ------------------------------------------------------------------------
     // threads yes; fork and threads in new namespaces no
@@ -257,7 +257,7 @@ constexpr GroupText kGroups[] = {
     {SyscallGroup::kRuntime, "runtime",
      "process basics that glibc, libstdc++, spdlog and the sanitizer runtimes call; prctl can "
      "only tighten or needs capabilities we dropped; prlimit64 may read, never set; wait4/waitid "
-     "reap the mkfs spawner (our only child) at shutdown"},
+     "reap the spawner (our only child) at shutdown"},
     {SyscallGroup::kThreads, "threads",
      "gRPC's thread pool and synchronisation; clone only with CLONE_THREAD and no CLONE_NEW* "
      "flag, so the serving process can neither fork nor start a thread in new namespaces"},
@@ -307,7 +307,7 @@ constexpr GroupText kGroups[] = {
      "reach the kernel)"},
     {SyscallGroup::kForbidden, "forbidden",
      "never allowed (listed for review; not in the filter, so the default action applies): "
-     "exec belongs to the mkfs spawner alone"},
+     "exec belongs to the spawner alone"},
 };
 
 const GroupText& GroupOf(SyscallGroup group) {

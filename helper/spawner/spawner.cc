@@ -21,7 +21,7 @@
 namespace lbcsi::helper {
 namespace {
 
-// mkfs sees the device as fd 3 and is exec'd from fd 4.
+// The tool sees the device as fd 3 and is exec'd from fd 4.
 constexpr int kChildDeviceFd = 3;
 constexpr int kChildBinaryFd = 4;
 constexpr size_t kTailBytes = 4096;
@@ -29,10 +29,14 @@ constexpr uint32_t kMagic = 0x6c626d6b;  // "lbmk"
 
 enum class ReplyKind : uint32_t { kRan = 0, kNotBlockDevice, kBadRequest, kBusy, kSpawnFailed };
 
+// The order of the binaries Start() opens.
+enum BinaryIndex { kMkfsExt4Binary = 0, kMkfsXfsBinary = 1, kE2fsckBinary = 2, kBinaryCount = 3 };
+
 struct Request {
   uint32_t magic;
   uint32_t fs;
   uint64_t id;
+  uint32_t tool;  // SpawnTool
   uint32_t mode;  // MkfsMode
   // mkfsopts::MkfsOptions, field by field; checked again by the spawner.
   uint32_t block_size;
@@ -41,7 +45,6 @@ struct Request {
   uint32_t cluster_size;
   uint32_t xfs_reflink;  // mkfsopts::Switch
   uint32_t xfs_crc;
-  uint32_t reserved;
 };
 
 mkfsopts::Fs OptionsFs(MkfsFs fs) {
@@ -126,7 +129,7 @@ struct Job {
   uint64_t id;
   pid_t pid;
   int pidfd;
-  int out;  // read end of mkfs's stdout+stderr
+  int out;  // read end of the tool's stdout+stderr
   bool exited = false;
   int status = 0;
   std::string tail;
@@ -153,8 +156,8 @@ void SendSimple(int sock, uint64_t id, ReplyKind kind, int err) {
   SendReply(sock, r);
 }
 
-[[noreturn]] void ExecMkfs(MkfsFs fs, MkfsMode mode, const mkfsopts::MkfsOptions& options,
-                           int binary_fd, int device_fd, int out_fd, pid_t spawner) {
+[[noreturn]] void ExecTool(const std::vector<std::string>& args, int binary_fd, int device_fd,
+                           int out_fd, pid_t spawner) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != spawner) _exit(127);
   ResetSignals();
@@ -169,7 +172,6 @@ void SendSimple(int sock, uint64_t id, ReplyKind kind, int err) {
     _exit(127);
   }
   close_range(kChildBinaryFd + 1, ~0U, 0);
-  const std::vector<std::string> args = MkfsArgv(fs, mode, options);
   std::vector<char*> argv;
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
@@ -184,7 +186,7 @@ void SendSimple(int sock, uint64_t id, ReplyKind kind, int err) {
 }
 
 void StartJob(int sock, const Request& req, const mkfsopts::MkfsOptions& options, int device_fd,
-              const int binaries[2], std::vector<Job>& jobs, int max_jobs) {
+              const int binaries[kBinaryCount], std::vector<Job>& jobs, int max_jobs) {
   struct stat st {};
   if (fstat(device_fd, &st) != 0 || !S_ISBLK(st.st_mode)) {
     SendSimple(sock, req.id, ReplyKind::kNotBlockDevice, errno);
@@ -197,6 +199,13 @@ void StartJob(int sock, const Request& req, const mkfsopts::MkfsOptions& options
     return;
   }
   const MkfsFs fs = static_cast<MkfsFs>(req.fs);
+  const bool preen = static_cast<SpawnTool>(req.tool) == SpawnTool::kPreen;
+  // Built before fork: the child only places fds and execs.
+  const std::vector<std::string> args =
+      preen ? PreenArgv() : MkfsArgv(fs, static_cast<MkfsMode>(req.mode), options);
+  const int binary = binaries[preen                 ? kE2fsckBinary
+                              : fs == MkfsFs::kExt4 ? kMkfsExt4Binary
+                                                    : kMkfsXfsBinary];
   int pipefd[2];
   if (pipe2(pipefd, O_CLOEXEC) != 0) {
     SendSimple(sock, req.id, ReplyKind::kSpawnFailed, errno);
@@ -205,10 +214,7 @@ void StartJob(int sock, const Request& req, const mkfsopts::MkfsOptions& options
   }
   const pid_t self = getpid();
   const pid_t pid = fork();
-  if (pid == 0) {
-    ExecMkfs(fs, static_cast<MkfsMode>(req.mode), options, binaries[fs == MkfsFs::kExt4 ? 0 : 1],
-             device_fd, pipefd[1], self);
-  }
+  if (pid == 0) ExecTool(args, binary, device_fd, pipefd[1], self);
   const int fork_errno = errno;
   close(pipefd[1]);
   close(device_fd);
@@ -223,7 +229,7 @@ void StartJob(int sock, const Request& req, const mkfsopts::MkfsOptions& options
 }
 
 // Reads a request and its fd. Returns false when the serving process is gone.
-bool ReadRequest(int sock, const int binaries[2], std::vector<Job>& jobs, int max_jobs) {
+bool ReadRequest(int sock, const int binaries[kBinaryCount], std::vector<Job>& jobs, int max_jobs) {
   Request req{};
   iovec iov{&req, sizeof(req)};
   alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)];
@@ -251,8 +257,14 @@ bool ReadRequest(int sock, const int binaries[2], std::vector<Job>& jobs, int ma
                           req.mode == static_cast<uint32_t>(MkfsMode::kResume);
   std::optional<mkfsopts::MkfsOptions> options;
   if (n == sizeof(req) && valid_fs) options = RequestOptions(req);
-  if (n != sizeof(req) || req.magic != kMagic || !valid_fs || !valid_mode || !options ||
-      fds.size() != 1 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) {
+  // A preen is e2fsck on ext4 and nothing else: no mode, no options.
+  const bool valid_tool =
+      req.tool == static_cast<uint32_t>(SpawnTool::kMkfs) ||
+      (req.tool == static_cast<uint32_t>(SpawnTool::kPreen) &&
+       req.fs == static_cast<uint32_t>(MkfsFs::kExt4) &&
+       req.mode == static_cast<uint32_t>(MkfsMode::kNew) && options && options->empty());
+  if (n != sizeof(req) || !valid_tool || req.magic != kMagic || !valid_fs || !valid_mode ||
+      !options || fds.size() != 1 || (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0) {
     for (int fd : fds) close(fd);
     SendSimple(sock, req.id, ReplyKind::kBadRequest, 0);
     return true;
@@ -295,7 +307,8 @@ void FinishJob(int sock, Job& job) {
   if (job.pidfd >= 0) close(job.pidfd);
 }
 
-[[noreturn]] void SpawnerMain(int sock, const int binaries[2], int max_jobs, pid_t parent) {
+[[noreturn]] void SpawnerMain(int sock, const int binaries[kBinaryCount], int max_jobs,
+                              pid_t parent) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent) _exit(0);  // the parent died before we armed the signal
   prctl(PR_SET_NAME, "lbcsi-mkfs-spawn");
@@ -310,7 +323,7 @@ void FinishJob(int sock, Job& job) {
   sigprocmask(SIG_BLOCK, &block, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  CloseAllExcept({2, sock, binaries[0], binaries[1]});
+  CloseAllExcept({2, sock, binaries[0], binaries[1], binaries[2]});
   const int null = open("/dev/null", O_RDWR);  // lands on 0
   if (null != 0 || dup2(null, 1) != 1) _exit(1);
 
@@ -367,24 +380,32 @@ std::vector<std::string> MkfsArgv(MkfsFs fs, MkfsMode mode, const mkfsopts::Mkfs
   return argv;
 }
 
+std::vector<std::string> PreenArgv() {
+  return {"e2fsck", "-p", Cat("/proc/self/fd/", kChildDeviceFd)};
+}
+
 struct Spawner::Pending {
   bool done = false;
   Reply reply{};
 };
 
 absl::StatusOr<std::unique_ptr<Spawner>> Spawner::Start(const SpawnerConfig& config) {
-  auto ext4 = OpenBinary(config.mkfs_ext4);
-  if (!ext4.ok()) return ext4.status();
-  auto xfs = OpenBinary(config.mkfs_xfs);
-  if (!xfs.ok()) {
-    close(*ext4);
-    return xfs.status();
+  int binaries[kBinaryCount];
+  const std::string* paths[kBinaryCount] = {&config.mkfs_ext4, &config.mkfs_xfs, &config.e2fsck};
+  const auto close_binaries = [&binaries](int count) {
+    for (int i = 0; i < count; ++i) close(binaries[i]);
+  };
+  for (int i = 0; i < kBinaryCount; ++i) {
+    absl::StatusOr<int> fd = OpenBinary(*paths[i]);
+    if (!fd.ok()) {
+      close_binaries(i);
+      return fd.status();
+    }
+    binaries[i] = *fd;
   }
-  const int binaries[2] = {*ext4, *xfs};
   int pair[2];
   if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0) {
-    close(*ext4);
-    close(*xfs);
+    close_binaries(kBinaryCount);
     return absl::InternalError(Errno("socketpair"));
   }
   pair[0] = AboveStdio(pair[0]);
@@ -394,12 +415,11 @@ absl::StatusOr<std::unique_ptr<Spawner>> Spawner::Start(const SpawnerConfig& con
   if (pid == 0) SpawnerMain(pair[1], binaries, std::max(1, config.max_concurrent), parent);
   const int fork_errno = errno;
   close(pair[1]);
-  close(*ext4);
-  close(*xfs);
+  close_binaries(kBinaryCount);
   if (pid < 0) {
     close(pair[0]);
     errno = fork_errno;
-    return absl::InternalError(Errno("fork of the mkfs spawner"));
+    return absl::InternalError(Errno("fork of the spawner"));
   }
   return std::unique_ptr<Spawner>(new Spawner(pid, pair[0]));
 }
@@ -437,7 +457,7 @@ void Spawner::ReadResponses() {
   cv_.notify_all();
 }
 
-absl::StatusOr<MkfsResult> Spawner::RunMkfs(MkfsFs fs, int device_fd, absl::Time deadline,
+absl::StatusOr<ToolResult> Spawner::RunMkfs(MkfsFs fs, int device_fd, absl::Time deadline,
                                             MkfsMode mode, const mkfsopts::MkfsOptions& options) {
   if (fs != MkfsFs::kExt4 && fs != MkfsFs::kXfs) {
     return absl::InvalidArgumentError("unknown filesystem for mkfs");
@@ -445,8 +465,18 @@ absl::StatusOr<MkfsResult> Spawner::RunMkfs(MkfsFs fs, int device_fd, absl::Time
   if (mode != MkfsMode::kNew && mode != MkfsMode::kResume) {
     return absl::InvalidArgumentError("unknown mkfs mode");
   }
-  if (device_fd < 0) return absl::InvalidArgumentError("no device fd");
   RETURN_IF_ERROR(mkfsopts::Check(options, OptionsFs(fs)));
+  return Run(SpawnTool::kMkfs, fs, mode, options, device_fd, deadline);
+}
+
+absl::StatusOr<ToolResult> Spawner::RunPreen(int device_fd, absl::Time deadline) {
+  return Run(SpawnTool::kPreen, MkfsFs::kExt4, MkfsMode::kNew, {}, device_fd, deadline);
+}
+
+absl::StatusOr<ToolResult> Spawner::Run(SpawnTool tool, MkfsFs fs, MkfsMode mode,
+                                        const mkfsopts::MkfsOptions& options, int device_fd,
+                                        absl::Time deadline) {
+  if (device_fd < 0) return absl::InvalidArgumentError("no device fd");
   // The reply reader starts with the first call, not in Start(): the helper
   // drops capabilities after Start() and that must happen while single-threaded.
   std::call_once(reader_started_, [this] { reader_ = std::thread([this] { ReadResponses(); }); });
@@ -454,6 +484,7 @@ absl::StatusOr<MkfsResult> Spawner::RunMkfs(MkfsFs fs, int device_fd, absl::Time
   Request req{};
   req.magic = kMagic;
   req.fs = static_cast<uint32_t>(fs);
+  req.tool = static_cast<uint32_t>(tool);
   req.mode = static_cast<uint32_t>(mode);
   req.block_size = options.block_size;
   req.inode_size = options.inode_size;
@@ -463,7 +494,7 @@ absl::StatusOr<MkfsResult> Spawner::RunMkfs(MkfsFs fs, int device_fd, absl::Time
   req.xfs_crc = static_cast<uint32_t>(options.xfs_crc);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (dead_) return absl::UnavailableError("the mkfs spawner has exited");
+    if (dead_) return absl::UnavailableError("the spawner has exited");
     req.id = next_id_++;
     pending_[req.id] = pending;
   }
@@ -484,7 +515,7 @@ absl::StatusOr<MkfsResult> Spawner::RunMkfs(MkfsFs fs, int device_fd, absl::Time
     sent = sendmsg(sock_, &msg, MSG_NOSIGNAL);
   } while (sent < 0 && errno == EINTR);
   if (sent != static_cast<ssize_t>(sizeof(req))) {
-    const std::string why = Errno("sending the request to the mkfs spawner");
+    const std::string why = Errno("sending the request to the spawner");
     std::lock_guard<std::mutex> lock(mu_);
     pending_.erase(req.id);
     return absl::UnavailableError(why);
@@ -497,27 +528,27 @@ absl::StatusOr<MkfsResult> Spawner::RunMkfs(MkfsFs fs, int device_fd, absl::Time
   } else if (!cv_.wait_until(lock, absl::ToChronoTime(deadline), ready)) {
     pending_.erase(req.id);
     return absl::DeadlineExceededError(
-        "stopped waiting for mkfs; it keeps running to completion in the spawner");
+        "stopped waiting; the tool keeps running to completion in the spawner");
   }
-  if (!pending->done) return absl::UnavailableError("the mkfs spawner exited during the call");
+  if (!pending->done) return absl::UnavailableError("the spawner exited during the call");
   const Reply& r = pending->reply;
   switch (r.kind) {
     case ReplyKind::kRan: {
-      MkfsResult result;
+      ToolResult result;
       result.exit_code = r.exit_code;
       result.term_signal = r.term_signal;
       result.output_tail.assign(r.tail, r.tail_len);
       return result;
     }
     case ReplyKind::kNotBlockDevice:
-      return absl::InvalidArgumentError("the mkfs spawner refused: the fd is not a block device");
+      return absl::InvalidArgumentError("the spawner refused: the fd is not a block device");
     case ReplyKind::kBusy:
-      return absl::ResourceExhaustedError("too many formats are running; retry later");
+      return absl::ResourceExhaustedError("too many formats or checks are running; retry later");
     case ReplyKind::kSpawnFailed:
-      return absl::InternalError(Cat("the mkfs spawner could not start mkfs: ", strerror(r.err)));
+      return absl::InternalError(Cat("the spawner could not start the tool: ", strerror(r.err)));
     case ReplyKind::kBadRequest: break;
   }
-  return absl::InternalError("the mkfs spawner rejected the request as malformed");
+  return absl::InternalError("the spawner rejected the request as malformed");
 }
 
 }  // namespace lbcsi::helper

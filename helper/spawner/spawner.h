@@ -1,5 +1,6 @@
 #pragma once
-// The mkfs spawner: the only part of the helper that may exec.
+// The spawner: the only part of the helper that may exec (mkfs, and e2fsck's
+// preen before an ext4 mount).
 //
 // Start() forks a small process before the serving process loads its seccomp
 // filter (which forbids execve/execveat) and before any thread exists. The
@@ -10,6 +11,8 @@
 // environment:
 //   ext4: mkfs.ext4 -q -E nodiscard,lazy_itable_init=1,lazy_journal_init=1 [options] DEV
 //   xfs:  mkfs.xfs -q -K [options] DEV
+//   ext4 check before mounting: e2fsck -p DEV (preen: replays the journal and
+//         repairs only what is safe without a person; exit 4 when it will not)
 // where DEV is /proc/self/fd/3.
 // [options] are the StorageClass's mkfs tunables (mkfsopts), sent as numbers and
 // turned into arguments here, after the spawner has checked them itself.
@@ -49,11 +52,15 @@ enum class MkfsMode : uint32_t { kNew = 0, kResume = 1 };
 struct SpawnerConfig {
   std::string mkfs_ext4 = "/usr/sbin/mkfs.ext4";
   std::string mkfs_xfs = "/usr/sbin/mkfs.xfs";
-  int max_concurrent = 8;  // more simultaneous formats get RESOURCE_EXHAUSTED
+  std::string e2fsck = "/usr/sbin/e2fsck";
+  int max_concurrent = 8;  // more simultaneous runs get RESOURCE_EXHAUSTED
 };
 
-struct MkfsResult {
-  int exit_code = -1;       // mkfs's exit status; -1 when it died of a signal
+// What a request runs; also its number on the spawner's channel.
+enum class SpawnTool : uint32_t { kMkfs = 0, kPreen = 1 };
+
+struct ToolResult {
+  int exit_code = -1;       // the tool's exit status; -1 when it died of a signal
   int term_signal = 0;      // the signal that killed it, else 0
   std::string output_tail;  // the last few KiB of its stdout+stderr
 };
@@ -62,10 +69,12 @@ struct MkfsResult {
 // must already pass mkfsopts::Check for `fs`.
 std::vector<std::string> MkfsArgv(MkfsFs fs, MkfsMode mode = MkfsMode::kNew,
                                   const mkfsopts::MkfsOptions& options = {});
+// The argv of the ext4 check before a mount.
+std::vector<std::string> PreenArgv();
 
 class Spawner {
  public:
-  // Opens both binaries (regular, executable, not group/world-writable) and forks.
+  // Opens the three binaries (regular, executable, not group/world-writable) and forks.
   // Starts no thread in the calling process (the first RunMkfs starts one), so
   // DropCapabilities can still run afterwards.
   static absl::StatusOr<std::unique_ptr<Spawner>> Start(const SpawnerConfig& config);
@@ -80,16 +89,23 @@ class Spawner {
   // RESOURCE_EXHAUSTED when too many formats run, UNAVAILABLE when the spawner
   // is gone, DEADLINE_EXCEEDED when `deadline` passes first (mkfs goes on).
   // `options` are checked here and again by the spawner (INVALID_ARGUMENT).
-  absl::StatusOr<MkfsResult> RunMkfs(MkfsFs fs, int device_fd,
+  absl::StatusOr<ToolResult> RunMkfs(MkfsFs fs, int device_fd,
                                      absl::Time deadline = absl::InfiniteFuture(),
                                      MkfsMode mode = MkfsMode::kNew,
                                      const mkfsopts::MkfsOptions& options = {});
+
+  // Runs PreenArgv() on the ext4 filesystem behind `device_fd`; the same
+  // contract as RunMkfs (OK whenever e2fsck ran, whatever its exit code).
+  absl::StatusOr<ToolResult> RunPreen(int device_fd, absl::Time deadline = absl::InfiniteFuture());
 
   pid_t pid() const { return pid_; }
 
  private:
   struct Pending;
   Spawner(pid_t pid, int sock);
+  absl::StatusOr<ToolResult> Run(SpawnTool tool, MkfsFs fs, MkfsMode mode,
+                                 const mkfsopts::MkfsOptions& options, int device_fd,
+                                 absl::Time deadline);
   void ReadResponses();
 
   const pid_t pid_;

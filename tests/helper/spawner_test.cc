@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -59,6 +60,10 @@ TEST(SpawnerArgv, MkfsOptionsGoBeforeTheDevice) {
   EXPECT_EQ(MkfsArgv(MkfsFs::kXfs, MkfsMode::kResume, xfs),
             (std::vector<std::string>{"mkfs.xfs", "-q", "-K", "-f", "-i", "size=1024", "-m",
                                       "reflink=0", "/proc/self/fd/3"}));
+}
+
+TEST(SpawnerArgv, PreenIsE2fsckDashPOnTheDeviceFd) {
+  EXPECT_EQ(PreenArgv(), (std::vector<std::string>{"e2fsck", "-p", "/proc/self/fd/3"}));
 }
 
 uint32_t Le32(const unsigned char* p) {
@@ -199,6 +204,46 @@ TEST(Spawner, ResumeModeWritesOverTheXfsItLeft) {
   ASSERT_TRUE(result.ok()) << result.status();
   EXPECT_EQ(result->exit_code, 0) << result->output_tail;
   EXPECT_EQ(ProbeType(dev.fd()), "xfs");
+}
+
+// debugfs edits the superblock and inodes of an unmounted ext4 filesystem.
+void Debugfs(const std::string& device, const std::string& request) {
+  const std::string cmd =
+      "/usr/sbin/debugfs -w -R '" + request + "' " + device + " >/dev/null 2>&1";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+}
+
+// e2fsck -p's three outcomes the helper tells apart: clean (0), repaired (1)
+// and damage it leaves for a person (4).
+TEST(Spawner, PreenReportsCleanRepairedAndUnrepairable) {
+  LBCSI_REQUIRE_ROOT();
+  TempLoopDevice dev(kSmall);
+  ASSERT_GE(dev.fd(), 0) << dev.error();
+  auto spawner = StartOrDie();
+  ASSERT_NE(spawner, nullptr);
+  ASSERT_EQ(spawner->RunMkfs(MkfsFs::kExt4, dev.fd())->exit_code, 0);
+
+  auto clean = spawner->RunPreen(dev.fd());
+  ASSERT_TRUE(clean.ok()) << clean.status();
+  EXPECT_EQ(clean->exit_code, 0) << clean->output_tail;
+
+  // The kernel marks a filesystem with errors; free counts that are wrong are
+  // what a full check then finds and fixes.
+  Debugfs(dev.path(), "ssv state 2");
+  Debugfs(dev.path(), "ssv free_blocks_count 1234");
+  auto repaired = spawner->RunPreen(dev.fd());
+  ASSERT_TRUE(repaired.ok()) << repaired.status();
+  EXPECT_EQ(repaired->exit_code, 1) << repaired->output_tail;
+  EXPECT_EQ(spawner->RunPreen(dev.fd())->exit_code, 0);  // and it stays repaired
+
+  // A cleared root inode is not something preen mode fixes.
+  Debugfs(dev.path(), "clri <2>");
+  Debugfs(dev.path(), "ssv state 2");
+  auto damaged = spawner->RunPreen(dev.fd());
+  ASSERT_TRUE(damaged.ok()) << damaged.status();
+  EXPECT_EQ(damaged->exit_code, 4) << damaged->output_tail;
+  EXPECT_NE(damaged->output_tail.find("RUN fsck MANUALLY"), std::string::npos)
+      << damaged->output_tail;
 }
 
 TEST(Spawner, RefusesRegularFile) {
