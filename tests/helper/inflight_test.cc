@@ -46,11 +46,18 @@ class InFlightCalls : public BackedHelper {
     return Call(&Stub::Unmount, req, &resp);
   }
 
-  // Some thread of the helper sleeps uninterruptibly (a mount on the frozen backing).
+  // A helper thread, or a tool its spawner runs (e2fsck before a mount), sleeps
+  // in the kernel: either way the call that started it is still in flight.
   bool HelperThreadBlocked() {
     for (const auto& ent : std::filesystem::directory_iterator(Cat("/proc/", pid_, "/task"))) {
       std::optional<ProcStat> s = ReadProcStat(std::stoi(ent.path().filename().string()));
       if (s && s->state == 'D') return true;
+    }
+    for (pid_t spawner : ChildrenOf(pid_)) {
+      for (pid_t tool : ChildrenOf(spawner)) {
+        std::optional<ProcStat> s = ReadProcStat(tool);
+        if (s && s->state == 'D') return true;
+      }
     }
     return false;
   }
@@ -204,7 +211,8 @@ TEST_F(InFlightCalls, MountInFlightAbortsCallsOnItsVolumeAndPath) {
     Thaw();
     if (call.joinable()) call.join();
   });
-  // A read-write ext4 mount writes its superblock: that write sleeps on the frozen backing.
+  // A read-write ext4 stage writes (e2fsck -p, then the mount): that write sleeps on the frozen
+  // backing.
   ASSERT_TRUE(WaitFor([&] { return HelperThreadBlocked(); }, 120)) << "the mount never blocked";
 
   v1::MountResponse mr;
