@@ -126,5 +126,23 @@ TEST_F(FsckBeforeMount, DamagePreenWillNotRepairKeepsTheVolumeUnmounted) {
   EXPECT_EQ(Mount(uuid, staging).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
 }
 
+// What an agent cannot do with the check: a read-only stage never runs it, so
+// asking for one does not make the helper write to a volume (docs/design.md
+// rule 7).
+TEST_F(FsckBeforeMount, AReadOnlyStageNeverWritesTheVolume) {
+  if (dir_.empty()) return;
+  const std::string uuid = "5f000000-0000-4000-8000-000000000003";
+  MakeExt4(uuid, {"ssv state 2"});
+  const std::string img = Cat(dir_, "/sim/volumes/", uuid, ".img");
+  const std::string before = Sha256File(img);
+  Attach(uuid);
+  const std::string staging = StagingPath("read-only");
+  grpc::Status st = Mount(uuid, staging, /*read_only=*/true);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  Unmount(staging);
+  EXPECT_EQ(StateOnDisk(uuid), "not clean with errors");
+  EXPECT_EQ(Sha256File(img), before) << "a read-only stage changed the volume";
+}
+
 }  // namespace
 }  // namespace lbcsi::helper::testing
